@@ -1,0 +1,1 @@
+"""The emulated hardware at run time: arena, atomics, struct layouts, locks, inboxes."""

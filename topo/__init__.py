@@ -1,0 +1,1 @@
+"""Hardware topologies: parse, validate, discover and place."""
