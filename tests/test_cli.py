@@ -1,0 +1,165 @@
+"""The slabemu command line: output, --json, exit statuses, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator import __version__
+from emulator.cli import main
+from tests.topo.bad_inputs import CASES, cli_args, materialise
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_synthetic(capsys):
+    code, out, err = run(capsys, "topo", "show", "--synthetic", "package:2 numa:2 core:4 pu:2")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "topology: synthetic (x86_64, page size 4096, cache line 64)"
+    assert "available: 4 nodes (0-3)" in lines
+    assert "node 3 cpus: " + " ".join(str(c) for c in range(24, 32)) in lines
+    assert "node 0 size: 256 MiB" in lines
+    assert "node   0   1   2   3" in lines and "  2:  20  20  10  20" in lines
+    assert lines[-1] == "packages: 2, cores: 16, threads per core: 2, cpus: 32"
+
+
+def test_show_config_and_memoryless(capsys):
+    code, out, _ = run(capsys, "topo", "show", "threadripper-3960x-nps4")
+    assert code == 0
+    assert "node 0 size: 0 MiB" in out and "node 1 size: 256 MiB" in out
+    assert "  0:  10  12  12  12" in out
+
+
+def test_show_json(capsys):
+    code, out, err = run(capsys, "topo", "show", "xeon-2s12c", "--json")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    assert set(d) == {"name", "arch", "page_size", "cache_line", "nodes", "distances", "cpus"}
+    assert d["name"] == "xeon-2s12c" and len(d["cpus"]) == 48 and d["distances"][0] == [10, 21]
+
+
+def test_show_numactl_and_memory_cap(capsys):
+    code, out, _ = run(capsys, "topo", "show", "--numactl", str(DATA / "numactl-xeon-2s12c.txt"),
+                       "--memory-cap", "256MiB", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert sum(n["memory"] for n in d["nodes"]) <= 256 << 20 and len(d["cpus"]) == 48
+
+
+def test_show_host(capsys):
+    code, out, _ = run(capsys, "topo", "show", "host")
+    assert code == 0 and out.startswith("topology: host (")
+
+
+def test_place(capsys):
+    code, out, err = run(capsys, "topo", "place", "--synthetic", "core:4 pu:1", "--placement",
+                         "0:0,1:0,2:0,3:0")
+    assert code == 0 and err == ""
+    assert "cpu 2 (node 0) -> host cpu 0" in out
+    assert "oversubscribed: 4 emulated CPUs on 1 host CPUs (4.0x, up to 4 on one)" in out
+
+
+def test_place_default_and_oversubscription_line(capsys):
+    ncpus = len(os.sched_getaffinity(0))
+    code, out, _ = run(capsys, "topo", "place", "--synthetic", "package:2 numa:2 core:4 pu:2")
+    assert code == 0
+    first = min(os.sched_getaffinity(0))
+    assert f"cpu 0 (node 0) -> host cpu {first}" in out
+    assert sum(1 for line in out.splitlines() if line.startswith("cpu ")) == 32
+    if ncpus < 32:
+        assert f"oversubscribed: 32 emulated CPUs on {ncpus} host CPUs ({32 / ncpus:.1f}x" in out
+    else:
+        assert "oversubscribed" not in out
+
+
+def test_place_json(capsys):
+    code, out, _ = run(capsys, "topo", "place", "laptop-1n8c", "--placement", "scatter", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["topology"] == "laptop-1n8c" and d["policy"] == "scatter"
+    assert [m["cpu"] for m in d["map"]] == list(range(8)) and {m["node"] for m in d["map"]} == {0}
+    assert set(m["host_cpu"] for m in d["map"]) <= set(os.sched_getaffinity(0))
+    assert d["oversubscription"] >= 1.0
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"slabemu {__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["topo", "--help"], ["topo", "show", "--help"],
+                                  ["topo", "place", "--help"]])
+def test_help(capsys, argv):
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "usage: slabemu" in out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    ([], "a subcommand is required"),
+    (["topo"], "a subcommand is required"),
+    (["topo", "show"], "expected exactly one of TOPOLOGY, --synthetic STR or --numactl FILE"),
+    (["topo", "show", "laptop-1n8c", "--synthetic", "pu:1"], "got 'TOPOLOGY and --synthetic'"),
+    (["topo", "show", "--bogus"], "unrecognized arguments: --bogus"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors(capsys, argv, fragment):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("slabemu: error: ") and fragment in err
+
+
+@pytest.mark.parametrize("case_id, files, kwargs, placement, fragment", CASES,
+                         ids=[c[0] for c in CASES])
+def test_bad_input_in_process(capsys, tmp_path, case_id, files, kwargs, placement, fragment):
+    args = cli_args(materialise(files, kwargs, tmp_path), placement)
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("slabemu: error: ")
+    assert fragment in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("case_id", ["toml-syntax", "synthetic-type", "numactl-no-available",
+                                     "unknown-name", "placement-map"])
+def test_bad_input_subprocess(tmp_path, case_id):
+    _, files, kwargs, placement, fragment = next(c for c in CASES if c[0] == case_id)
+    args = cli_args(materialise(files, kwargs, tmp_path), placement)
+    proc = subprocess.run([sys.executable, "-m", "emulator.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert fragment in proc.stderr
+
+
+def test_console_script_and_stdin(tmp_path):
+    exe = Path(sys.executable).with_name("slabemu")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "emulator.cli"]
+    proc = subprocess.run(cmd + ["topo", "show", "--numactl", "-"], cwd=REPO, text=True,
+                          input=(DATA / "numactl-epyc7551-memoryless.txt").read_text(),
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "available: 8 nodes (0-7)" in proc.stdout and "node 0 size: 0 MiB" in proc.stdout
+    bad = subprocess.run(cmd + ["topo", "show", "--synthetic", "pack:x"], cwd=REPO, text=True,
+                         capture_output=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_keyboard_interrupt(capsys, monkeypatch):
+    import emulator.cli as cli
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_topology", boom)
+    code, _, err = run(capsys, "topo", "show", "laptop-1n8c")
+    assert code == 130 and "interrupted" in err
