@@ -14,7 +14,8 @@ Models what Linux tells a process about its hardware:
 
 Invariants: when /sys/devices/system/node is missing (containers, kernels without NUMA)
 the host is one node holding every online CPU with ``psutil.virtual_memory().total``
-bytes; an online CPU that no node lists joins the first node; memory is rounded down to
+bytes; an online CPU that no node lists joins the first node; a SLIT that breaks the
+model's rules (firmware bugs) is replaced by the default 10/20; memory is rounded down to
 whole pages and then scaled to ``DEFAULT_MEMORY_CAP`` (1 GiB) unless another cap is
 given, so that "host" can be emulated on the host.  The cache-line size is read from
 /sys/devices/system/cpu/cpu0/cache/index0/coherency_line_size when present (else 64).

@@ -21,7 +21,8 @@ Invariants (all checked by `validate`, which every loader calls):
 - ``cpus`` is sorted by id and lists exactly the CPUs of the nodes; a CPU's ``node``
   matches the node that lists it; (core, thread) pairs are unique; the threads of one
   core share a package and a node.
-- at most 8192 CPUs (x86 ``NR_CPUS`` with MAXSMP) and 1024 nodes (``MAX_NUMNODES``).
+- at most 8192 CPUs (x86 ``NR_CPUS`` with MAXSMP) with ids up to 65535, and at most
+  1024 nodes with ids below 1024 (``MAX_NUMNODES``).
 
 Core ids are unique across the machine (not per package, as sysfs ``core_id`` is).
 """
@@ -47,6 +48,7 @@ REMOTE_DISTANCE = 20
 MAX_DISTANCE = 254
 MAX_CPUS = 8192
 MAX_NODES = 1024
+MAX_CPU_ID = 65535  # as in topo.cpulist
 # scale_memory() keeps node sizes multiples of this: a multiple of every legal page size,
 # and of the 2 MiB/512 MiB huge pages nobody emulates yet.
 MEMORY_GRANULE = 4 * MiB
@@ -230,10 +232,8 @@ class Topology:
         distances = tuple(
             tuple(_as_int(v, source, f"distances[{i}]") for v in _as_list(row, source, f"distances[{i}]"))
             for i, row in enumerate(_as_list(data["distances"], source, "distances")))
-        name = data["name"]
-        arch = data["arch"]
-        topo = cls(name=name if isinstance(name, str) else str(name),
-                   arch=arch if isinstance(arch, str) else str(arch),
+        name, arch = data["name"], data["arch"]
+        topo = cls(name=name, arch=arch,
                    page_size=_as_int(data["page_size"], source, "page_size"),
                    cache_line=_as_int(data["cache_line"], source, "cache_line"),
                    nodes=tuple(nodes), distances=distances, cpus=tuple(cpus), source=source)
@@ -297,8 +297,9 @@ def validate(topo: Topology) -> Topology:
     prev_id = -1
     for n in nodes:
         label = f"node[{n.id}]"
-        if isinstance(n.id, bool) or not isinstance(n.id, int) or n.id < 0:
-            raise ConfigError(src, "node.id", "a non-negative node id", n.id)
+        if isinstance(n.id, bool) or not isinstance(n.id, int) or not 0 <= n.id < MAX_NODES:
+            raise ConfigError(src, "node.id", f"a node id from 0 to {MAX_NODES - 1} (MAX_NUMNODES)",
+                              n.id)
         if n.id in seen_nodes:
             raise ConfigError(src, f"{label}.id", "distinct node ids", n.id)
         if n.id < prev_id:
@@ -313,8 +314,8 @@ def validate(topo: Topology) -> Topology:
         if list(n.cpus) != sorted(n.cpus):
             raise ConfigError(src, f"{label}.cpus", "CPU ids in ascending order", list(n.cpus))
         for c in n.cpus:
-            if isinstance(c, bool) or not isinstance(c, int) or c < 0:
-                raise ConfigError(src, f"{label}.cpus", "non-negative CPU ids", c)
+            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= MAX_CPU_ID:
+                raise ConfigError(src, f"{label}.cpus", f"CPU ids from 0 to {MAX_CPU_ID}", c)
             if c in owner:
                 where = "twice in this node" if owner[c] == n.id else f"also in node {owner[c]}"
                 raise ConfigError(src, f"{label}.cpus", "each CPU in exactly one node",

@@ -303,7 +303,8 @@ def _assign_implicit_types(levels: list[_Level], source: str) -> None:
     """hwloc's rules for the last level and for untyped ("2 4 2") intermediate levels."""
     last = levels[-1]
     if len(levels) == 1:
-        raise ConfigError(source, "(empty)", "at least one level, ending with the PUs (e.g. 'core:4 pu:2')")
+        raise ConfigError(source, "(empty)",
+                          "at least one level, ending with the PUs (e.g. 'core:4 pu:2')")
     if last.kind not in ("none", "pu"):
         raise ConfigError(source, last.token, "the last level to be the PUs (pu:N or a bare number)",
                           last.kind)
@@ -311,8 +312,8 @@ def _assign_implicit_types(levels: list[_Level], source: str) -> None:
     middle = levels[1:-1]
     unset = [lv for lv in middle if lv.kind == "none"]
     if unset and len(unset) != len(middle):
-        raise ConfigError(source, unset[0].token,
-                          "typed levels throughout, or only numbers (types cannot be mixed with bare arities)")
+        raise ConfigError(source, unset[0].token, "typed levels throughout, or only numbers "
+                          "(types cannot be mixed with bare arities)")
     attached = any(lv.attached for lv in levels)
     if unset:
         count = len(middle)
@@ -377,6 +378,9 @@ def _index_array(spec: str, total: int, widths: list[int], kinds: list[str], dep
                 raise ConfigError(source, token, "each level once in an interleaving", part)
             loop_depths.append(found[0])
         for d in loop_depths:
+            if total % widths[d]:
+                raise ConfigError(source, token, f"levels whose objects divide the {total} "
+                                  "objects being numbered", spec)
             prev = max((x for x in loop_depths if x < d), default=0)
             loops.append((total // widths[d], widths[d] // widths[prev]))
     product = 1

@@ -157,3 +157,13 @@ def test_scale_memory_cap_too_small():
         scale_memory(t, 4 * MiB)
     with pytest.raises(ConfigError, match="positive size"):
         scale_memory(t, 0)
+
+
+def test_id_limits():
+    with pytest.raises(ConfigError, match="CPU ids from 0 to 65535"):
+        validate(make([(0, [70000], 4 * MiB)]))
+    t = make([(0, [0], 4 * MiB)])
+    big = Topology(t.name, t.arch, t.page_size, t.cache_line, (Node(1024, (0,), 4 * MiB),),
+                   t.distances, (Cpu(0, 1024, 0, 0, 0),), source="test")
+    with pytest.raises(ConfigError, match="MAX_NUMNODES"):
+        validate(big)
