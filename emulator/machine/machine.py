@@ -12,7 +12,8 @@ Physical memory map (invariants):
     order; a memoryless node has pages_k == 0;
   - address = pfn * page_size; ram[address] is the emulated byte; shadow[address >> 3]
     is its KASAN shadow byte.
-Lock rows: rows 0..nr_nodes-1 are the zone locks; later layers reserve theirs after.
+Lock rows: rows 0..nr_nodes-1 are the zone locks, then one list_lock per
+(cache, node) (`list_lock_row`), then SLAB's alien locks (`alien_lock_row`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from .structs import (
     MACHINE_PAGE_SHIFT,
     MACHINE_PAGE_SIZE,
     PAGE_NR_FIELDS,
+    CONFIG_MAX_REPORTS,
+    CONFIG_NR,
+    CONFIG_NR_TASKS_PER_CPU,
     STRUCTS,
     Mem,
 )
@@ -48,11 +52,33 @@ KASAN_SHADOW_SCALE_SHIFT = 3
 
 @dataclass(frozen=True)
 class MachineConfig:
-    inbox_capacity: int = 1024  # messages per CPU inbox (a power of two)
+    inbox_capacity: int = 1024  # messages per inbox ring (a power of two)
     msg_words: int = 4  # payload words per message
     kasan: bool = True  # object-level shadow checks (descriptor checks are always on)
     lock_stats: bool = True
     extra_locks: int = 0  # lock rows reserved for later layers
+    allocator: str = "slub"  # "slub" | "slab": sizes SLAB's array_cache tables
+    max_caches: int = 64  # kmem_cache rows (boot caches, named caches, memcg children)
+    tasks_per_cpu: int = 2  # the workload task and the kworker
+    max_reports: int = 256  # KASAN reports kept (more are counted, not stored)
+    ac_max_limit: int = 120  # SLAB: the largest array_cache limit (enable_cpucache)
+
+
+# Inbox rings per CPU: ring cpu * NR_RINGS + RING_IPI carries IPIs (handled in irq
+# context), ring cpu * NR_RINGS + RING_OBJECTS objects handed over by other CPUs.
+NR_RINGS = 2
+RING_IPI = 0
+RING_OBJECTS = 1
+
+
+def list_lock_row(nr_nodes: int, cache: int, node: int) -> int:
+    """Lock row of kmem_cache_node(cache, node)->list_lock (after the zone locks)."""
+    return nr_nodes + cache * nr_nodes + node
+
+
+def alien_lock_row(nr_nodes: int, max_caches: int, cache: int, node: int, remote: int) -> int:
+    """Lock row of SLAB's alien cache on `node` for objects of `remote` (alc->lock)."""
+    return nr_nodes + max_caches * nr_nodes + (cache * nr_nodes + node) * nr_nodes + remote
 
 
 def node_ranges(topology, page_size: int | None = None) -> list[tuple[int, int]]:
@@ -76,24 +102,42 @@ def build_layout(topology, cfg: MachineConfig = MachineConfig()) -> Layout:
     nr_cpus = topology.nr_cpus
     if cfg.inbox_capacity <= 0 or cfg.inbox_capacity & (cfg.inbox_capacity - 1):
         raise ValueError("inbox_capacity must be a power of two")
-    nr_locks = nr_nodes + cfg.extra_locks
+    slab = cfg.allocator == "slab"
+    nr_locks = nr_nodes + cfg.max_caches * nr_nodes + cfg.extra_locks
+    if slab:
+        nr_locks += cfg.max_caches * nr_nodes * nr_nodes
+    # SLAB array caches: per CPU, the shared array per node, alien caches per node pair
+    ac_rows = cfg.max_caches * (nr_cpus + nr_nodes + nr_nodes * nr_nodes) if slab else 0
     b = LayoutBuilder()
     b.add("machine", np.int64, (1, MACHINE_NR_FIELDS))
     b.add("lock", np.int64, (nr_locks, STRUCTS["lock"].width(cl)))
     b.add("page", np.int64, (nr_pfns, PAGE_NR_FIELDS))
     b.add("zone", np.int64, (nr_nodes, STRUCTS["zone"].width(cl)))
     b.add("zonelist", np.int64, (nr_nodes, nr_nodes))
-    b.add("inbox", np.int64, (nr_cpus, 2, STRUCTS["inbox"].width(cl)))
-    b.add("slots", np.int64, (nr_cpus, cfg.inbox_capacity, 1 + cfg.msg_words))
+    b.add("inbox", np.int64, (nr_cpus * NR_RINGS, 2, STRUCTS["inbox"].width(cl)))
+    b.add("slots", np.int64, (nr_cpus * NR_RINGS, cfg.inbox_capacity, 1 + cfg.msg_words))
     b.add("ram", np.uint8, nr_pfns * ps)
     b.add("shadow", np.uint8, (nr_pfns * ps) >> KASAN_SHADOW_SCALE_SHIFT)
+    b.add("kmem_cache", np.int64, (cfg.max_caches, STRUCTS["kmem_cache"].width(cl)))
+    b.add("kmem_cache_cpu", np.int64,
+          (cfg.max_caches * nr_cpus, STRUCTS["kmem_cache_cpu"].width(cl)))
+    b.add("kmem_cache_node", np.int64,
+          (cfg.max_caches * nr_nodes, STRUCTS["kmem_cache_node"].width(cl)))
+    b.add("array_cache", np.int64, (ac_rows, STRUCTS["array_cache"].width(cl)))
+    b.add("ac_entry", np.int64, (ac_rows, cfg.ac_max_limit if slab else 0))
+    b.add("task", np.int64, (nr_cpus * cfg.tasks_per_cpu, STRUCTS["task"].width(cl)))
+    b.add("cpu", np.int64, (nr_cpus, STRUCTS["cpu"].width(cl)))
+    b.add("kasan_report", np.int64, (1 + cfg.max_reports, STRUCTS["kasan_report"].nr_fields))
+    b.add("config", np.int64, CONFIG_NR)
     b.meta.update(node_ranges=ranges, nr_locks=nr_locks, first_free_lock=nr_nodes)
     return b.build()
 
 
 def mem_of(arena: Arena) -> Mem:
     """The Mem tuple of an arena's tables, in the order jitted code expects."""
-    return Mem(*(arena.t[name] for name in Mem._fields))
+    views = {name: arena.t[name] for name in arena.t.names()}
+    views["ram64"] = views["ram"].view(np.int64)
+    return Mem(*(views[name] for name in Mem._fields))
 
 
 class Machine:
@@ -126,6 +170,8 @@ class Machine:
             init_lock(self.mem.lock, row, LOCK_CLASS_ZONE if row < len(t.nodes) else LOCK_CLASS_OTHER,
                       node=row if row < len(t.nodes) else -1, stats=self.cfg.lock_stats)
         init_inboxes(self.mem.inbox, self.mem.slots)
+        self.mem.config[CONFIG_NR_TASKS_PER_CPU] = self.cfg.tasks_per_cpu
+        self.mem.config[CONFIG_MAX_REPORTS] = self.cfg.max_reports
 
     @property
     def name(self) -> str:

@@ -53,6 +53,26 @@ def _free_area_fields() -> tuple[str, ...]:
     return heads + counts
 
 
+
+# CONFIG_SLUB_STATS items, in the order of enum stat_item (include/linux/slub_def.h, 3.16).
+SLUB_STAT_ITEMS = (
+    "ALLOC_FASTPATH", "ALLOC_SLOWPATH", "FREE_FASTPATH", "FREE_SLOWPATH", "FREE_FROZEN",
+    "FREE_ADD_PARTIAL", "FREE_REMOVE_PARTIAL", "ALLOC_FROM_PARTIAL", "ALLOC_SLAB",
+    "ALLOC_REFILL", "ALLOC_NODE_MISMATCH", "FREE_SLAB", "CPUSLAB_FLUSH", "DEACTIVATE_FULL",
+    "DEACTIVATE_EMPTY", "DEACTIVATE_TO_HEAD", "DEACTIVATE_TO_TAIL",
+    "DEACTIVATE_REMOTE_FREES", "DEACTIVATE_BYPASS", "ORDER_FALLBACK",
+    "CMPXCHG_DOUBLE_CPU_FAIL", "CMPXCHG_DOUBLE_FAIL", "CPU_PARTIAL_ALLOC",
+    "CPU_PARTIAL_FREE", "CPU_PARTIAL_NODE", "CPU_PARTIAL_DRAIN",
+)
+NR_SLUB_STAT_ITEMS = len(SLUB_STAT_ITEMS)
+
+# SLAB's counters (STATS in mm/slab.c, per cache; kept per CPU here to avoid sharing).
+SLAB_STAT_ITEMS = (
+    "ALLOCHIT", "ALLOCMISS", "FREEHIT", "FREEMISS", "NODEALLOCS", "NODEFREES",
+    "NODE_OVERFLOW", "ALIEN_FREE_HIT", "ALIEN_FREE_MISS", "REAPED", "GROWN", "FREELIMIT",
+)
+NR_SLAB_STAT_ITEMS = len(SLAB_STAT_ITEMS)
+
 STRUCTS: dict[str, Struct] = {
     s.name: s
     for s in (
@@ -107,8 +127,13 @@ STRUCTS: dict[str, Struct] = {
                 "compound_head",  # head pfn for tail pages of a compound page, else -1
                 "compound_order",  # order of a compound head page
                 "slab_cache",  # kmem_cache row of a slab page, or -1
-                "freelist",  # SLUB: first free object address (0: none)
-                "counters",  # SLUB: packed inuse/objects/frozen
+                "freelist",  # SLUB: the cmpxchg_double pair packed in one word, see
+                #              SLUB_FC_* below; SLAB: address of the freelist index array
+                "counters",  # SLAB: page->active (objects in use)
+                "next",  # SLUB: next page on a CPU partial list (pfn, 0 = none)
+                "pages",  # SLUB: pages on the CPU partial list from here (head only)
+                "pobjects",  # SLUB: free objects on the CPU partial list (head only)
+                "s_mem",  # SLAB: address of the first object
                 "memcg",  # memcg row charged with this page, or -1
             ),
             doc="struct page: one row per page frame of emulated RAM.",
@@ -133,6 +158,139 @@ STRUCTS: dict[str, Struct] = {
             ),
             padded=True,
             doc="One NUMA node's zone: the buddy free_area and per-node counters.",
+        ),
+        Struct(
+            "kmem_cache",
+            (
+                "gen",  # generation: bumped when the row is freed (use-after-free checks)
+                "state",  # CACHE_FREE / CACHE_ACTIVE
+                "allocator",  # ALLOCATOR_SLUB / ALLOCATOR_SLAB
+                "object_size",
+                "size",  # object size plus metadata: the stride between objects
+                "align",
+                "offset",  # SLUB: free pointer offset inside a free object
+                "inuse",  # SLUB: s->inuse (offset to metadata)
+                "flags",  # SLAB_* creation flags
+                "order",  # SLUB: oo_order(s->oo); SLAB: gfporder
+                "objects",  # SLUB: oo_objects(s->oo); SLAB: num
+                "min_order",  # SLUB: oo_order(s->min)
+                "min_objects",  # SLUB: oo_objects(s->min)
+                "min_partial",
+                "cpu_partial",  # SLUB: free objects kept on a CPU partial list
+                "remote_node_defrag_ratio",
+                "refcount",  # kmem_cache_create aliases
+                "colour",  # SLAB
+                "colour_off",  # SLAB
+                "off_slab",  # SLAB: freelist index array kept off the slab page
+                "freelist_size",  # SLAB
+                "freelist_cache",  # SLAB: kmalloc cache of an off-slab freelist, or -1
+                "limit",  # SLAB tunables
+                "batchcount",
+                "shared",
+                "alien_limit",
+                "memcg_params",  # memcg_cache_params row, or -1 (root caches)
+                "root_cache",  # for a memcg child cache: its root cache row, else -1
+            ),
+            doc="struct kmem_cache: one row per cache (SLUB and SLAB fields side by side).",
+        ),
+        Struct(
+            "kmem_cache_cpu",
+            ("freelist", "page", "partial", "tid")
+            + tuple(f"stat_{n.lower()}" for n in SLUB_STAT_ITEMS)
+            + tuple(f"slab_{n.lower()}" for n in SLAB_STAT_ITEMS),
+            padded=True,
+            doc="struct kmem_cache_cpu, row cache * nr_cpus + cpu, with the stat counters"
+            " (written by its own CPU only).  SLAB keeps its array_cache elsewhere.",
+        ),
+        Struct(
+            "kmem_cache_node",
+            (
+                "list_lock",  # lock row
+                "nr_partial",
+                "partial_head",  # pfn, 0 = empty (frame 0 is never a slab)
+                "partial_tail",
+                "full_head",  # SLUB with track_full_slabs; SLAB: slabs_full
+                "full_tail",
+                "nr_full",
+                "free_head",  # SLAB: slabs_free
+                "free_tail",
+                "nr_free",
+                "nr_slabs",  # atomic_long_t nr_slabs
+                "total_objects",  # atomic_long_t total_objects
+                "free_objects",  # SLAB
+                "free_limit",  # SLAB
+                "colour_next",  # SLAB
+                "shared",  # SLAB: array_cache row of the shared array, or -1
+                "alien",  # SLAB: first array_cache row of the alien caches, or -1
+                "next_reap",  # SLAB
+                "free_touched",  # SLAB
+            ),
+            padded=True,
+            doc="struct kmem_cache_node, row cache * nr_nodes + node.",
+        ),
+        Struct(
+            "array_cache",
+            ("avail", "limit", "batchcount", "touched", "lock", "entries"),
+            padded=True,
+            doc="SLAB's struct array_cache; `entries` is the row of its slot array in"
+            " the ac_entry table; `lock` is the alien cache's lock row (or -1).",
+        ),
+        Struct(
+            "task",
+            (
+                "cpu",
+                "op",  # OP_*; OP_NONE when idle
+                "phase",
+                "cache",  # the cache the op works on (as kfree holds `s`) ...
+                "cache_gen",  # ... and its generation when it was taken
+                "node",
+                "size",
+                "obj",  # the object being allocated or freed
+                "page",  # pfn the op works on
+                "prior",  # SLUB __slab_free: the freelist|counters word read
+                "new",  # SLUB __slab_free: the word to install
+                "flags",  # op-private bits
+                "iter",  # op-private loop counter (shrink: node)
+                "aux",  # op-private (shrink: the temporary array)
+                "result",
+                "slot",  # the driver's object slot for the result
+                "ops_done",
+                "ops_started",
+            ),
+            padded=True,
+            doc="An emulated task's in-flight operation (design section 5).",
+        ),
+        Struct(
+            "cpu",
+            (
+                "node",
+                "preempt_count",
+                "irqs_disabled",
+                "ipi_acks",  # IPIs acknowledged to this CPU (its flush_all waits on it)
+                "ipis_handled",
+                "rng",  # the CPU's PRNG state
+                "steps",
+            ),
+            padded=True,
+            doc="Per emulated CPU state.",
+        ),
+        Struct(
+            "kasan_report",
+            (
+                "bug",  # BUG_*
+                "cpu",
+                "task",
+                "op",
+                "phase",
+                "addr",
+                "size",
+                "cache",
+                "shadow",  # the shadow byte hit
+                "freed_cpu",
+                "freed_op",
+                "freed_phase",
+            ),
+            doc="One KASAN-style report.",
         ),
         Struct(
             "inbox",
@@ -212,8 +370,76 @@ class Mem(NamedTuple):
     inbox: np.ndarray  # [nr_cpus, 2, width] int64
     slots: np.ndarray  # [nr_cpus, capacity, 1 + msg_words] int64
     ram: np.ndarray  # [nr_pfns * page_size] uint8: emulated physical memory
+    ram64: np.ndarray  # the same memory as int64 words (free pointers)
     shadow: np.ndarray  # [nr_pfns * page_size / 8] uint8: KASAN shadow
+    kmem_cache: np.ndarray  # [max_caches, width]
+    kmem_cache_cpu: np.ndarray  # [max_caches * nr_cpus, width]
+    kmem_cache_node: np.ndarray  # [max_caches * nr_nodes, width]
+    array_cache: np.ndarray  # [rows, width] (SLAB)
+    ac_entry: np.ndarray  # [rows, max_limit] (SLAB): object addresses
+    task: np.ndarray  # [nr_cpus * tasks_per_cpu, width]
+    cpu: np.ndarray  # [nr_cpus, width]
+    kasan_report: np.ndarray  # [1 + max_reports, width]; row 0 word 0 counts reports
+    config: np.ndarray  # [CONFIG_NR] int64: run-time switches (policy, fault injection)
 
 
 MEM_TABLES = Mem._fields
 __all__ += ["Mem", "MEM_TABLES"]
+
+__all__ += ["SLUB_STAT_ITEMS", "NR_SLUB_STAT_ITEMS", "SLAB_STAT_ITEMS", "NR_SLAB_STAT_ITEMS"]
+
+# Stat indices: stat(s, ALLOC_FASTPATH) is kmem_cache_cpu[row, CPU_STAT + ALLOC_FASTPATH].
+for _i, _n in enumerate(SLUB_STAT_ITEMS):
+    globals()[_n] = _i
+for _i, _n in enumerate(SLAB_STAT_ITEMS):
+    globals()["STAT_" + _n] = _i
+CPU_STAT = STRUCTS["kmem_cache_cpu"].fields.index("stat_alloc_fastpath")
+CPU_SLAB_STAT = STRUCTS["kmem_cache_cpu"].fields.index("slab_allochit")
+__all__ += list(SLUB_STAT_ITEMS) + ["STAT_" + n for n in SLAB_STAT_ITEMS] + ["CPU_STAT", "CPU_SLAB_STAT"]
+
+# SLUB's packed freelist|counters word (struct page's cmpxchg_double pair in one CAS):
+#   bits  0..15  freelist: index of the first free object + 1 (0 = NULL)
+#   bits 16..31  inuse
+#   bits 32..46  objects
+#   bit  47      frozen
+SLUB_FC_FREELIST_MASK = 0xFFFF
+SLUB_FC_INUSE_SHIFT = 16
+SLUB_FC_OBJECTS_SHIFT = 32
+SLUB_FC_FROZEN = 1 << 47
+MAX_OBJS_PER_PAGE = 32767
+__all__ += ["SLUB_FC_FREELIST_MASK", "SLUB_FC_INUSE_SHIFT", "SLUB_FC_OBJECTS_SHIFT",
+            "SLUB_FC_FROZEN", "MAX_OBJS_PER_PAGE"]
+
+# kmem_cache states and allocators
+CACHE_FREE = 0
+CACHE_ACTIVE = 1
+ALLOCATOR_SLUB = 0
+ALLOCATOR_SLAB = 1
+__all__ += ["CACHE_FREE", "CACHE_ACTIVE", "ALLOCATOR_SLUB", "ALLOCATOR_SLAB"]
+
+# KASAN report kinds (summary.json "bug")
+BUG_SLAB_USE_AFTER_FREE = 1
+BUG_DOUBLE_FREE = 2
+BUG_INVALID_FREE = 3
+BUG_CACHE_USE_AFTER_FREE = 4  # a freed kmem_cache descriptor touched (generation moved on)
+BUG_OUT_OF_BOUNDS = 5
+BUG_NAMES = {
+    BUG_SLAB_USE_AFTER_FREE: "slab-use-after-free",
+    BUG_DOUBLE_FREE: "double-free",
+    BUG_INVALID_FREE: "invalid-free",
+    BUG_CACHE_USE_AFTER_FREE: "kmem_cache-use-after-free",
+    BUG_OUT_OF_BOUNDS: "slab-out-of-bounds",
+}
+__all__ += ["BUG_SLAB_USE_AFTER_FREE", "BUG_DOUBLE_FREE", "BUG_INVALID_FREE",
+            "BUG_CACHE_USE_AFTER_FREE", "BUG_OUT_OF_BOUNDS", "BUG_NAMES"]
+
+# The config vector (Mem.config): run-time switches read by jitted code.
+CONFIG_FIELDS = (
+    "track_full_slabs",  # policy: SLUB keeps full slabs on a list (the re-parenting RFC)
+    "nr_tasks_per_cpu",
+    "max_reports",
+)
+for _i, _n in enumerate(CONFIG_FIELDS):
+    globals()["CONFIG_" + _n.upper()] = _i
+CONFIG_NR = len(CONFIG_FIELDS)
+__all__ += ["CONFIG_" + n.upper() for n in CONFIG_FIELDS] + ["CONFIG_FIELDS", "CONFIG_NR"]
