@@ -1,8 +1,9 @@
 """The ``slabemu`` command line: thin argument parsing over the library.
 
-Models design.md section 8: ``slabemu topo show`` and ``slabemu topo place`` today;
-``caches``, ``run``, ``compare`` and ``report`` join later as further entries in
-`COMMANDS` (one ``add_*`` function that registers a sub-parser and sets ``func``).
+Models design.md section 8: ``slabemu topo show``, ``slabemu topo place`` and
+``slabemu caches`` today; ``run``, ``compare`` and ``report`` join later as further
+entries in `COMMANDS` (one ``add_*`` function that registers a sub-parser and sets
+``func``).
 
 Invariants: `main` returns the exit status instead of exiting (the console script does
 ``sys.exit(main())``): 0 success, 2 bad input (a `topo.ConfigError` or an argument
@@ -23,6 +24,8 @@ from topo.cpulist import format_cpulist
 from topo.sizes import format_size
 
 from . import __version__
+from .kernel.geometry import ALLOCATORS
+from .report.slabinfo import boot_slabinfo_rows, format_slabinfo
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -142,12 +145,37 @@ def add_topo(sub: argparse._SubParsersAction) -> None:
     placep.set_defaults(func=cmd_topo_place)
 
 
+# -- caches -----------------------------------------------------------------------------------
+
+def cmd_caches(args: argparse.Namespace) -> int:
+    t = _topology_from(args)
+    rows = boot_slabinfo_rows(args.allocator, t, with_geometry=args.json)
+    if args.json:
+        _print_json(rows)
+    else:
+        print(format_slabinfo(rows), end="")
+    return 0
+
+
+def add_caches(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "caches", help="list the boot slab caches in /proc/slabinfo 2.1 format",
+        description="List the caches the emulated kernel has right after kmem_cache_init() "
+                    "on this topology, as /proc/slabinfo (version 2.1) prints them: newest "
+                    "first, like the kernel's slab_caches list.  Object and slab counts are "
+                    "zero (no allocator has run); --json adds each cache's geometry.")
+    _add_topology_source(p)
+    p.add_argument("--allocator", choices=ALLOCATORS, default="slub",
+                   help="slub (default) or slab")
+    p.set_defaults(func=cmd_caches)
+
+
 def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
     raise UsageError(f"a subcommand is required (see '{parser.prog} --help')")
 
 
 # Each entry registers one top-level subcommand on the sub-parsers action.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_topo]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_topo, add_caches]
 
 
 def build_parser() -> argparse.ArgumentParser:

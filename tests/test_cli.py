@@ -163,3 +163,69 @@ def test_keyboard_interrupt(capsys, monkeypatch):
     monkeypatch.setattr(cli, "load_topology", boom)
     code, _, err = run(capsys, "topo", "show", "laptop-1n8c")
     assert code == 130 and "interrupted" in err
+
+
+# -- slabemu caches ------------------------------------------------------------------------------
+
+SLABINFO_HEADER = [
+    "slabinfo - version: 2.1",
+    "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>"
+    " : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs>"
+    " <sharedavail>",
+]
+
+
+def test_caches_slub_xeon(capsys):
+    code, out, err = run(capsys, "caches", "xeon-2s12c")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[:2] == SLABINFO_HEADER
+    # 48 CPUs: min_objects = 4 * (fls(48) + 1) = 4 * 7 = 28; 28 * 512 = 14336 B ->
+    # get_order = 2, and 16384 % 512 == 0: 32 objects in a 4-page slab
+    assert ("kmalloc-512            0      0    512   32    4 : tunables    0    0    0"
+            " : slabdata      0      0      0") in lines
+    # newest first: the kmalloc caches, then kmem_cache_node, then kmem_cache
+    # (2 nodes: 192 + 2 * 8 = 208 -> 256 by SLAB_HWCACHE_ALIGN; 28 * 256 = 7168 -> order 1)
+    assert lines[2].startswith("kmalloc-8192 ")
+    assert lines[-2].startswith("kmem_cache_node ")
+    assert lines[-1] == ("kmem_cache             0      0    256   32    2 : tunables    0"
+                         "    0    0 : slabdata      0      0      0")
+
+
+def test_caches_json(capsys):
+    code, out, err = run(capsys, "caches", "xeon-2s12c", "--json")
+    assert code == 0 and err == ""
+    rows = json.loads(out)
+    by = {r["name"]: r for r in rows}
+    k512 = by["kmalloc-512"]
+    assert (k512["objperslab"], k512["pagesperslab"], k512["memcg"], k512["dead"]) == (
+        32, 4, None, False)
+    assert k512["geometry"]["order"] == 2 and k512["geometry"]["objects"] == 32
+    assert k512["geometry"]["allocator"] == "slub" and k512["geometry"]["cpu_partial"] == 13
+
+
+def test_caches_slab(capsys):
+    code, out, err = run(capsys, "caches", "--synthetic", "package:2 core:4 pu:2",
+                         "--allocator", "slab")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[:2] == SLABINFO_HEADER
+    assert lines[2].startswith("kmalloc-4194304 ") and lines[-1].startswith("kmem_cache ")
+    # kmalloc-32 (kmalloc-ac): 4096 / 33 = 124 objects; tunables 120 60 8 (16 CPUs)
+    assert ("kmalloc-32             0      0     32  124    1 : tunables  120   60    8"
+            " : slabdata      0      0      0") in lines
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["caches", "laptop-1n8c", "--allocator", "slob"], "invalid choice: 'slob'"),
+    (["caches"], "expected exactly one of TOPOLOGY"),
+])
+def test_caches_errors(capsys, argv, fragment):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("slabemu: error: ") and fragment in err
+
+
+def test_caches_help(capsys):
+    code, out, _ = run(capsys, "caches", "--help")
+    assert code == 0 and "usage: slabemu caches" in out and "--allocator" in out
