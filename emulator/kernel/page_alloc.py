@@ -143,7 +143,7 @@ def set_fail_injection(mem, nid: int, ppm: int = 0, nth: int = 0, seed: int = 0)
 
 
 # -- free lists ---------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _free_list_add(mem, nid, order, pfn):
     head = mem.zone[nid, ZONE_FREE_HEAD_0 + order]
     mem.page[pfn, PAGE_LRU_NEXT] = head
@@ -154,7 +154,7 @@ def _free_list_add(mem, nid, order, pfn):
     mem.zone[nid, ZONE_NR_FREE_0 + order] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _free_list_del(mem, nid, order, pfn):
     nxt = mem.page[pfn, PAGE_LRU_NEXT]
     prv = mem.page[pfn, PAGE_LRU_PREV]
@@ -327,17 +327,17 @@ def __free_pages(mem, pfn, order, cpu):
     return FREE_OK
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def page_address(mem, pfn):
     return pfn << mem.machine[0, MACHINE_PAGE_SHIFT]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def virt_to_pfn(mem, addr):
     return addr >> mem.machine[0, MACHINE_PAGE_SHIFT]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def compound_head(mem, pfn):
     """compound_head(): the head frame of a tail page, else the frame itself."""
     if (mem.page[pfn, PAGE_FLAGS] & PG_TAIL) != 0:

@@ -43,6 +43,8 @@ from .structs import (
     CONFIG_MAX_REPORTS,
     CONFIG_NR,
     CONFIG_NR_TASKS_PER_CPU,
+    KMALLOC_MAP_LEN,
+    MACHINE_TID_STEP,
     STRUCTS,
     Mem,
 )
@@ -102,6 +104,8 @@ def build_layout(topology, cfg: MachineConfig = MachineConfig()) -> Layout:
     nr_cpus = topology.nr_cpus
     if cfg.inbox_capacity <= 0 or cfg.inbox_capacity & (cfg.inbox_capacity - 1):
         raise ValueError("inbox_capacity must be a power of two")
+    if cfg.inbox_capacity < nr_cpus:
+        raise ValueError("inbox_capacity must hold one IPI from every CPU")
     slab = cfg.allocator == "slab"
     nr_locks = nr_nodes + cfg.max_caches * nr_nodes + cfg.extra_locks
     if slab:
@@ -129,6 +133,7 @@ def build_layout(topology, cfg: MachineConfig = MachineConfig()) -> Layout:
     b.add("cpu", np.int64, (nr_cpus, STRUCTS["cpu"].width(cl)))
     b.add("kasan_report", np.int64, (1 + cfg.max_reports, STRUCTS["kasan_report"].nr_fields))
     b.add("config", np.int64, CONFIG_NR)
+    b.add("kmalloc_map", np.int64, KMALLOC_MAP_LEN)
     b.meta.update(node_ranges=ranges, nr_locks=nr_locks, first_free_lock=nr_nodes)
     return b.build()
 
@@ -137,7 +142,7 @@ def mem_of(arena: Arena) -> Mem:
     """The Mem tuple of an arena's tables, in the order jitted code expects."""
     views = {name: arena.t[name] for name in arena.t.names()}
     views["ram64"] = views["ram"].view(np.int64)
-    return Mem(*(views[name] for name in Mem._fields))
+    return Mem.of(views)
 
 
 class Machine:
@@ -166,6 +171,7 @@ class Machine:
         m[0, MACHINE_NR_PFNS] = self.mem.page.shape[0]
         m[0, MACHINE_KASAN] = 1 if self.cfg.kasan else 0
         m[0, MACHINE_ARCH] = ARCH_ARM64 if t.arch == "arm64" else ARCH_X86_64
+        m[0, MACHINE_TID_STEP] = 1 << max(0, (t.nr_cpus - 1).bit_length())
         for row in range(self.mem.lock.shape[0]):
             init_lock(self.mem.lock, row, LOCK_CLASS_ZONE if row < len(t.nodes) else LOCK_CLASS_OTHER,
                       node=row if row < len(t.nodes) else -1, stats=self.cfg.lock_stats)

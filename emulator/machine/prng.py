@@ -13,7 +13,7 @@ from numba import njit
 from .atomics import cmpxchg, load_relaxed
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def xorshift64(state):
     """The next state (an int64 holding a uint64 bit pattern); never 0 for a non-zero input."""
     x = np.uint64(state)
@@ -23,7 +23,7 @@ def xorshift64(state):
     return np.int64(x)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def uniform_below(state, n):
     """Map a state to [0, n) (n > 0) from its high bits."""
     return np.int64((np.uint64(state) >> np.uint64(11)) % np.uint64(n))

@@ -81,7 +81,7 @@ def init_lock(locks: np.ndarray, row: int, lock_class: int, node: int = -1,
     locks[row, LOCK_OWNER_OBJ] = owner_obj
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def spin_trylock(locks, row, cpu):
     """spin_trylock(): one attempt; no statistics (the caller is not waiting)."""
     if load_relaxed(locks, (row, LOCK_WORD)) != 0:
@@ -124,7 +124,7 @@ def _spin_lock_contended(locks, row, cpu):
         _acquired(locks, row, cpu, now)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _acquired(locks, row, cpu, now):
     locks[row, LOCK_ACQUISITIONS] += 1
     if locks[row, LOCK_LAST_CPU] != cpu + 1:
@@ -133,7 +133,7 @@ def _acquired(locks, row, cpu, now):
     locks[row, LOCK_ACQUIRED_AT] = now
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def spin_lock(locks, row, cpu):
     """spin_lock(&lock) by emulated CPU `cpu`."""
     if cmpxchg(locks, (row, LOCK_WORD), 0, cpu + 1) == 0:
@@ -143,7 +143,7 @@ def spin_lock(locks, row, cpu):
     _spin_lock_contended(locks, row, cpu)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def spin_unlock(locks, row):
     """spin_unlock(&lock): account the hold time, then a release store of 0."""
     if locks[row, LOCK_STATS] != 0:
@@ -156,12 +156,12 @@ def spin_unlock(locks, row):
     store_release(locks, (row, LOCK_WORD), 0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def spin_is_locked(locks, row):
     return load_relaxed(locks, (row, LOCK_WORD)) != 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def lock_holder(locks, row):
     """The emulated CPU holding the lock, or -1 (lockdep_assert_held)."""
     return load_relaxed(locks, (row, LOCK_WORD)) - 1

@@ -19,9 +19,9 @@ Structs declared by later layers (SLUB, SLAB, memcg) are added to STRUCTS here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
-
 import numpy as np
+from numba import njit, types
+from numba.experimental import structref
 
 MAX_ORDER = 11  # free lists for orders 0..MAX_ORDER-1 (0..10), as Linux 3.x
 NR_ORDERS = MAX_ORDER
@@ -87,6 +87,7 @@ STRUCTS: dict[str, Struct] = {
                 "nr_pfns",  # page frames in emulated RAM, the guard frame 0 included
                 "kasan",  # 1: object-level shadow checks and poisoning on
                 "arch",  # 0 x86_64, 1 arm64
+                "tid_step",  # SLUB's TID_STEP: roundup_pow_of_two(nr_cpus)
             ),
             doc="Read-mostly machine-wide constants of one run (row 0 only).",
         ),
@@ -133,7 +134,7 @@ STRUCTS: dict[str, Struct] = {
                 "next",  # SLUB: next page on a CPU partial list (pfn, 0 = none)
                 "pages",  # SLUB: pages on the CPU partial list from here (head only)
                 "pobjects",  # SLUB: free objects on the CPU partial list (head only)
-                "s_mem",  # SLAB: address of the first object
+                "s_mem",  # offset of the first object from the page address (SLAB colour)
                 "memcg",  # memcg row charged with this page, or -1
             ),
             doc="struct page: one row per page frame of emulated RAM.",
@@ -264,6 +265,7 @@ STRUCTS: dict[str, Struct] = {
             "cpu",
             (
                 "node",
+                "mem_node",  # numa_mem_id(): the nearest node with memory
                 "preempt_count",
                 "irqs_disabled",
                 "ipi_acks",  # IPIs acknowledged to this CPU (its flush_all waits on it)
@@ -355,36 +357,78 @@ __all__ += [
 ]
 
 
-class Mem(NamedTuple):
-    """Every table of the arena, as jitted code receives them (one argument).
-
-    Declared here, beside the structs, so that the data layout lives in one place.
-    A table a run does not use is present with zero rows.
-    """
-
-    machine: np.ndarray  # [1, MACHINE_NR_FIELDS] int64
-    lock: np.ndarray  # [nr_locks, width] int64
-    page: np.ndarray  # [nr_pfns, PAGE_NR_FIELDS] int64
-    zone: np.ndarray  # [nr_nodes, width] int64
-    zonelist: np.ndarray  # [nr_nodes, nr_nodes] int64: fallback order by SLIT distance
-    inbox: np.ndarray  # [nr_cpus, 2, width] int64
-    slots: np.ndarray  # [nr_cpus, capacity, 1 + msg_words] int64
-    ram: np.ndarray  # [nr_pfns * page_size] uint8: emulated physical memory
-    ram64: np.ndarray  # the same memory as int64 words (free pointers)
-    shadow: np.ndarray  # [nr_pfns * page_size / 8] uint8: KASAN shadow
-    kmem_cache: np.ndarray  # [max_caches, width]
-    kmem_cache_cpu: np.ndarray  # [max_caches * nr_cpus, width]
-    kmem_cache_node: np.ndarray  # [max_caches * nr_nodes, width]
-    array_cache: np.ndarray  # [rows, width] (SLAB)
-    ac_entry: np.ndarray  # [rows, max_limit] (SLAB): object addresses
-    task: np.ndarray  # [nr_cpus * tasks_per_cpu, width]
-    cpu: np.ndarray  # [nr_cpus, width]
-    kasan_report: np.ndarray  # [1 + max_reports, width]; row 0 word 0 counts reports
-    config: np.ndarray  # [CONFIG_NR] int64: run-time switches (policy, fault injection)
+# The tables jitted code receives, as one argument `k` (design section 3).  Each line:
+# name, then what the table is.  A table a run does not use is present with zero rows.
+MEM_TABLES = (
+    "machine",  # [1, MACHINE_NR_FIELDS] int64
+    "lock",  # [nr_locks, width] int64
+    "page",  # [nr_pfns, PAGE_NR_FIELDS] int64
+    "zone",  # [nr_nodes, width] int64
+    "zonelist",  # [nr_nodes, nr_nodes] int64: fallback order by SLIT distance
+    "inbox",  # [nr_cpus * NR_RINGS, 2 sides, width] int64
+    "slots",  # [nr_cpus * NR_RINGS, capacity, 1 + msg_words] int64
+    "ram",  # [nr_pfns * page_size] uint8: emulated physical memory
+    "ram64",  # the same memory as int64 words (free pointers)
+    "shadow",  # [nr_pfns * page_size / 8] uint8: KASAN shadow
+    "kmem_cache",  # [max_caches, width]
+    "kmem_cache_cpu",  # [max_caches * nr_cpus, width]
+    "kmem_cache_node",  # [max_caches * nr_nodes, width]
+    "array_cache",  # [rows, width] (SLAB)
+    "ac_entry",  # [rows, max_limit] (SLAB): object addresses
+    "task",  # [nr_cpus * tasks_per_cpu, width]
+    "cpu",  # [nr_cpus, width]
+    "kasan_report",  # [1 + max_reports, width]; row 0 word 0 counts reports
+    "config",  # [CONFIG_NR] int64: run-time switches (policy, fault injection)
+    "kmalloc_map",  # [KMALLOC_MAP_LEN]: size_index[24], then kmalloc_caches[32]
+)
 
 
-MEM_TABLES = Mem._fields
-__all__ += ["Mem", "MEM_TABLES"]
+@structref.register
+class MemType(types.StructRef):
+    """numba's type of `Mem`: a reference to a struct of array fields.
+
+    A StructRef is passed to jitted functions as one pointer; a NamedTuple of ~20
+    arrays would be flattened into ~180 scalar arguments per call, tripling compile
+    time."""
+
+    def preprocess_fields(self, fields):
+        return tuple((n, types.unliteral(t)) for n, t in fields)
+
+
+class Mem(structref.StructRefProxy):
+    """Every table of the arena, for jitted code (`k.page[pfn, PAGE_FREELIST]`).
+
+    Python reads the same numpy views through plain attributes (`mem.page`), without
+    entering numba; `Mem.of(views)` builds one from a dict of arrays."""
+
+    @classmethod
+    def of(cls, views: dict) -> "Mem":
+        mem = _new_mem(*(views[name] for name in MEM_TABLES))
+        mem._views = {name: views[name] for name in MEM_TABLES}
+        return mem
+
+    def __getattr__(self, name):
+        views = self.__dict__.get("_views")
+        if views is not None and name in views:
+            return views[name]
+        raise AttributeError(name)
+
+
+structref.define_constructor(Mem, MemType, MEM_TABLES)
+structref.define_boxing(MemType, Mem)
+
+
+@njit(cache=True)
+def _new_mem(*arrays):
+    return Mem(*arrays)
+
+
+# kmalloc_map layout: size_index[(size - 1) / 8] for size <= 192 gives a kmalloc index,
+# kmalloc_caches[index] (at KMALLOC_CACHES_AT) gives the cache row, -1 where none exists.
+KMALLOC_SIZE_INDEX_LEN = 24
+KMALLOC_CACHES_AT = 24
+KMALLOC_MAP_LEN = 24 + 32
+__all__ += ["Mem", "MEM_TABLES", "KMALLOC_SIZE_INDEX_LEN", "KMALLOC_CACHES_AT", "KMALLOC_MAP_LEN"]
 
 __all__ += ["SLUB_STAT_ITEMS", "NR_SLUB_STAT_ITEMS", "SLAB_STAT_ITEMS", "NR_SLAB_STAT_ITEMS"]
 
@@ -436,6 +480,7 @@ __all__ += ["BUG_SLAB_USE_AFTER_FREE", "BUG_DOUBLE_FREE", "BUG_INVALID_FREE",
 # The config vector (Mem.config): run-time switches read by jitted code.
 CONFIG_FIELDS = (
     "track_full_slabs",  # policy: SLUB keeps full slabs on a list (the re-parenting RFC)
+    "shrink_tolerates_enomem",  # policy, patch 4: shrink drops empty slabs without its array
     "nr_tasks_per_cpu",
     "max_reports",
 )

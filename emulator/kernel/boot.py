@@ -1,0 +1,222 @@
+"""Booting the emulated kernel: page allocator, CPUs, and the slab allocator's caches.
+
+What it models: mm_init()'s part that matters here — free_area_init + free_all_bootmem
+(the buddy allocator over every node), then kmem_cache_init() (the allocator's own caches
+and create_kmalloc_caches(), with the kmalloc size_index table) — and
+kmem_cache_create() for named caches, from Python, before any worker runs.
+
+Numbering: emulated CPUs and nodes are numbered by their position in the topology
+(topology ids may be sparse, e.g. nodes 0 and 2); `Kernel.cpu_id`/`node_id` map back.
+
+Invariants after boot: every cache row in use has state CACHE_ACTIVE, its geometry from
+emulator/kernel/geometry.py, one kmem_cache_node row per node whose list_lock row is
+`list_lock_row(...)`, and per CPU a kmem_cache_cpu row with tid == cpu (init_tid); no
+slab page exists yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..machine import structs as S
+from ..machine.machine import Machine, MachineConfig, list_lock_row
+from ..machine.prng import seed_state
+from ..machine.spinlock import init_lock
+from .geometry import (
+    MachineParams,
+    SlabGeometry,
+    SlubGeometry,
+    boot_geometries,
+    cache_geometry,
+    kmalloc_caches,
+    kmalloc_index,
+    size_index_table,
+)
+from .page_alloc import free_area_init
+
+ALLOCATORS = ("slub", "slab")
+
+
+@dataclass
+class CacheInfo:
+    name: str
+    row: int
+    geometry: SlubGeometry | SlabGeometry
+    root: int = -1  # memcg child caches: the root cache row
+    memcg: int = -1
+
+
+class Kernel:
+    """A booted emulated kernel on a fresh machine.  Use as a context manager."""
+
+    def __init__(self, topology, allocator: str = "slub", *, kasan: bool = True,
+                 lock_stats: bool = True, seed: int = 0, extra_caches: int = 16,
+                 track_full_slabs: bool = False, cfg: MachineConfig | None = None):
+        if allocator not in ALLOCATORS:
+            raise ValueError(f"allocator must be slub or slab, not {allocator!r}")
+        self.topology = topology
+        self.allocator = allocator
+        self.mp = MachineParams.from_topology(topology)
+        geoms = boot_geometries(allocator, self.mp)
+        if cfg is None:
+            cfg = MachineConfig(allocator=allocator, kasan=kasan, lock_stats=lock_stats,
+                                max_caches=len(geoms) + extra_caches,
+                                inbox_capacity=max(1024, 1 << (topology.nr_cpus - 1).bit_length()))
+        self.cfg = cfg
+        self.machine = Machine(topology, cfg)
+        try:
+            self.mem = self.machine.mem
+            self.node_ids = [n.id for n in topology.nodes]
+            self.cpu_ids = [c.id for c in topology.cpus]
+            self.caches: list[CacheInfo] = []
+            self.by_name: dict[str, CacheInfo] = {}
+            self._boot(geoms, seed, track_full_slabs)
+        except BaseException:
+            self.machine.close()
+            raise
+
+    # -- boot -------------------------------------------------------------------------
+    def _boot(self, geoms, seed: int, track_full_slabs: bool) -> None:
+        k = self.mem
+        t = self.topology
+        free_area_init(k, t, self.machine.layout.meta["node_ranges"])
+        k.config[S.CONFIG_TRACK_FULL_SLABS] = 1 if track_full_slabs else 0
+        node_pos = {nid: i for i, nid in enumerate(self.node_ids)}
+        tpc = self.cfg.tasks_per_cpu
+        for i, c in enumerate(t.cpus):
+            nid = node_pos[c.node]
+            k.cpu[i, :] = 0
+            k.cpu[i, S.CPU_NODE] = nid
+            k.cpu[i, S.CPU_MEM_NODE] = self._mem_node(nid)
+            k.cpu[i, S.CPU_RNG] = seed_state(seed, 1000 + i)
+            for j in range(tpc):
+                k.task[i * tpc + j, :] = 0
+                k.task[i * tpc + j, S.TASK_CPU] = i
+        k.kmem_cache[:, :] = 0
+        k.kmem_cache[:, S.KMEM_CACHE_STATE] = S.CACHE_FREE
+        k.kmem_cache[:, S.KMEM_CACHE_MEMCG_PARAMS] = -1
+        k.kmem_cache[:, S.KMEM_CACHE_ROOT_CACHE] = -1
+        k.kmem_cache[:, S.KMEM_CACHE_FREELIST_CACHE] = -1
+        k.kmalloc_map[:] = -1
+        k.kasan_report[:, :] = 0
+        for g in geoms:
+            self._create(g)
+        # size_index[] and kmalloc_caches[] for kmalloc_slab() in jitted code
+        table = size_index_table(self.allocator, self.mp)
+        k.kmalloc_map[: len(table)] = table
+        for name, size in kmalloc_caches(self.allocator, self.mp):
+            idx = kmalloc_index(size, self.mp, self.allocator)
+            if 0 <= idx < 32 and name in self.by_name:
+                k.kmalloc_map[S.KMALLOC_CACHES_AT + idx] = self.by_name[name].row
+
+    def _mem_node(self, nid: int) -> int:
+        """node_to_mem_node(): nid, or the nearest node with memory."""
+        k = self.mem
+        for z in k.zonelist[nid]:
+            if k.zone[z, S.ZONE_SPANNED_PAGES] > 0:
+                return int(z)
+        return nid
+
+    def _create(self, g) -> CacheInfo:
+        k = self.mem
+        free = np.flatnonzero(k.kmem_cache[:, S.KMEM_CACHE_STATE] == S.CACHE_FREE)
+        if free.size == 0:
+            raise RuntimeError("no free kmem_cache row: raise MachineConfig.max_caches")
+        s = int(free[0])
+        row = k.kmem_cache[s]
+        gen = row[S.KMEM_CACHE_GEN]
+        row[:] = 0
+        row[S.KMEM_CACHE_GEN] = gen
+        row[S.KMEM_CACHE_STATE] = S.CACHE_ACTIVE
+        row[S.KMEM_CACHE_OBJECT_SIZE] = g.object_size
+        row[S.KMEM_CACHE_SIZE] = g.size
+        row[S.KMEM_CACHE_ALIGN] = g.align
+        row[S.KMEM_CACHE_FLAGS] = g.flags
+        row[S.KMEM_CACHE_REFCOUNT] = 1
+        row[S.KMEM_CACHE_MEMCG_PARAMS] = -1
+        row[S.KMEM_CACHE_ROOT_CACHE] = -1
+        row[S.KMEM_CACHE_FREELIST_CACHE] = -1
+        if isinstance(g, SlubGeometry):
+            row[S.KMEM_CACHE_ALLOCATOR] = S.ALLOCATOR_SLUB
+            row[S.KMEM_CACHE_OFFSET] = g.offset
+            row[S.KMEM_CACHE_INUSE] = g.inuse
+            row[S.KMEM_CACHE_ORDER] = g.order
+            row[S.KMEM_CACHE_OBJECTS] = g.objects
+            row[S.KMEM_CACHE_MIN_ORDER] = g.min_order
+            row[S.KMEM_CACHE_MIN_OBJECTS] = g.min_objects
+            row[S.KMEM_CACHE_MIN_PARTIAL] = g.min_partial
+            row[S.KMEM_CACHE_CPU_PARTIAL] = g.cpu_partial
+            row[S.KMEM_CACHE_REMOTE_NODE_DEFRAG_RATIO] = 1000
+        else:
+            row[S.KMEM_CACHE_ALLOCATOR] = S.ALLOCATOR_SLAB
+            row[S.KMEM_CACHE_ORDER] = g.gfporder
+            row[S.KMEM_CACHE_OBJECTS] = g.num
+            row[S.KMEM_CACHE_COLOUR] = g.colour
+            row[S.KMEM_CACHE_COLOUR_OFF] = g.colour_off
+            row[S.KMEM_CACHE_OFF_SLAB] = 1 if g.off_slab else 0
+            row[S.KMEM_CACHE_FREELIST_SIZE] = g.freelist_size
+            row[S.KMEM_CACHE_LIMIT] = g.limit
+            row[S.KMEM_CACHE_BATCHCOUNT] = g.batchcount
+            row[S.KMEM_CACHE_SHARED] = g.shared
+            row[S.KMEM_CACHE_ALIEN_LIMIT] = g.alien_limit
+        nr_nodes = len(self.node_ids)
+        for nid in range(nr_nodes):
+            n = s * nr_nodes + nid
+            k.kmem_cache_node[n, :] = 0
+            lock = list_lock_row(nr_nodes, s, nid)
+            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK] = lock
+            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED] = -1
+            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = -1
+            init_lock(k.lock, lock, S.LOCK_CLASS_LIST_LOCK, node=nid, owner_obj=s,
+                      stats=self.cfg.lock_stats)
+        nr_cpus = len(self.cpu_ids)
+        for cpu in range(nr_cpus):
+            c = s * nr_cpus + cpu
+            k.kmem_cache_cpu[c, :] = 0
+            k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID] = cpu  # init_tid()
+        info = CacheInfo(g.name, s, g)
+        self.caches.append(info)
+        self.by_name[g.name] = info
+        return info
+
+    # -- the API ------------------------------------------------------------------------
+    def kmem_cache_create(self, name: str, size: int, align: int = 0, flags: int = 0,
+                          ctor: bool = False) -> int:
+        """kmem_cache_create() (no aliasing with existing caches): the new cache row."""
+        if name in self.by_name:
+            raise ValueError(f"a cache named {name!r} exists")
+        g = cache_geometry(self.allocator, name, size, self.mp, align=align, flags=flags,
+                           ctor=ctor)
+        return self._create(g).row
+
+    def cache(self, name: str) -> int:
+        return self.by_name[name].row
+
+    def name_of(self, row: int) -> str:
+        for c in self.caches:
+            if c.row == row:
+                return c.name
+        return f"cache#{row}"
+
+    @property
+    def nr_cpus(self) -> int:
+        return len(self.cpu_ids)
+
+    @property
+    def nr_nodes(self) -> int:
+        return len(self.node_ids)
+
+    def task_of(self, cpu: int, i: int = 0) -> int:
+        return cpu * self.cfg.tasks_per_cpu + i
+
+    def close(self) -> None:
+        self.mem = None
+        self.machine.close()
+
+    def __enter__(self) -> "Kernel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,183 @@
+"""What SLUB and SLAB share (mm/slab_common.c, mm/slab.h, the KASAN hooks of 4.0).
+
+What it models:
+  - kmalloc_slab(size): the kmalloc cache serving a request (size_index for sizes up to
+    192, then fls), from the `kmalloc_map` table filled at boot;
+  - virt_to_head_page + the checks kfree() makes before it trusts a pointer: a pointer
+    into no slab, not at an object boundary, or to an object already free is reported
+    (invalid-free, double-free) and the free is skipped, never corrupting state;
+  - kasan_slab_alloc / kasan_kmalloc (unpoison the requested bytes, redzone the rest of
+    the slot) and kasan_slab_free (poison the slot KASAN_KMALLOC_FREE);
+  - the KASAN-style report table, and the check that a task still holding a cache
+    (row, generation) finds the same generation: touching a freed kmem_cache row is the
+    use-after-free this emulator exists to show.
+
+Objects in a slab that were never allocated are poisoned KASAN_KMALLOC_FREE like freed
+ones (KASAN 4.0 marks them as redzone), so a free of such an object is a double free;
+the leftover at the end of a slab is KASAN_SLAB_PADDING.
+
+Locks: none.  Reports are appended with one atomic fetch-add on the report counter
+(row 0, word 0 of kasan_report); rows beyond max_reports are counted, not stored.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from ..machine import structs as S
+from ..machine.atomics import fetch_add
+from .kasan import (
+    KASAN_KMALLOC_FREE,
+    KASAN_KMALLOC_REDZONE,
+    kasan_poison_shadow,
+    kasan_unpoison_shadow,
+)
+from .page_alloc import compound_head
+
+NUMA_NO_NODE = -1
+ZERO_SIZE_PTR = 16  # kfree() ignores pointers <= ZERO_SIZE_PTR (ZERO_OR_NULL_PTR)
+
+# kfree() pointer classes
+PTR_NULL = 0
+PTR_SLAB = 1
+PTR_LARGE = 2  # a kmalloc_large compound page
+PTR_BAD = 3
+
+
+@njit(cache=True)
+def kmalloc_index(k, size):
+    """kmalloc_index()/size_index: the kmalloc index of a request, or -1 if too big."""
+    if size <= 0:
+        return -1
+    if size <= 192:
+        return k.kmalloc_map[(size - 1) >> 3]
+    fls = 0
+    v = size - 1
+    while v:
+        fls += 1
+        v >>= 1
+    if fls >= 32:
+        return -1
+    return fls
+
+
+@njit(cache=True)
+def kmalloc_slab(k, size):
+    """kmalloc_slab(): the kmalloc cache row for `size`, or -1 (kmalloc_large)."""
+    idx = kmalloc_index(k, size)
+    if idx < 0 or idx >= 32:
+        return -1
+    return k.kmalloc_map[S.KMALLOC_CACHES_AT + idx]
+
+
+@njit(cache=True)
+def kasan_report(k, bug, cpu, task, op, phase, addr, size, cache, shadow):
+    """Record one report (kasan_report / kasan_report_error)."""
+    n = fetch_add(k.kasan_report, (0, 0), 1)
+    if n < k.kasan_report.shape[0] - 1:
+        r = n + 1
+        k.kasan_report[r, S.KASAN_REPORT_BUG] = bug
+        k.kasan_report[r, S.KASAN_REPORT_CPU] = cpu
+        k.kasan_report[r, S.KASAN_REPORT_TASK] = task
+        k.kasan_report[r, S.KASAN_REPORT_OP] = op
+        k.kasan_report[r, S.KASAN_REPORT_PHASE] = phase
+        k.kasan_report[r, S.KASAN_REPORT_ADDR] = addr
+        k.kasan_report[r, S.KASAN_REPORT_SIZE] = size
+        k.kasan_report[r, S.KASAN_REPORT_CACHE] = cache
+        k.kasan_report[r, S.KASAN_REPORT_SHADOW] = shadow
+        k.kasan_report[r, S.KASAN_REPORT_FREED_CPU] = -1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_OP] = -1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_PHASE] = -1
+    return n
+
+
+@njit(cache=True)
+def cache_alive(k, s, gen):
+    """Does cache row s still hold generation gen (the cache a task took is not freed)?"""
+    return k.kmem_cache[s, S.KMEM_CACHE_GEN] == gen
+
+
+@njit(cache=True)
+def cache_touch(k, s, gen, cpu, task, op, phase):
+    """A touch of cache s by a task that took it at generation gen.
+
+    Returns True when the cache is still the one the task took.  Otherwise reports a
+    use-after-free of the kmem_cache descriptor (always on, whatever `kasan` says)."""
+    if k.kmem_cache[s, S.KMEM_CACHE_GEN] == gen:
+        return True
+    kasan_report(k, S.BUG_CACHE_USE_AFTER_FREE, cpu, task, op, phase, s, 0, s, 0)
+    return False
+
+
+@njit(cache=True)
+def classify_free(k, addr):
+    """virt_to_head_page() and the page's kind: (PTR_*, head pfn)."""
+    if addr <= ZERO_SIZE_PTR:
+        return PTR_NULL, 0
+    shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
+    pfn = addr >> shift
+    if pfn <= 0 or pfn >= k.page.shape[0]:
+        return PTR_BAD, 0
+    head = compound_head(k, pfn)
+    flags = k.page[head, S.PAGE_FLAGS]
+    if (flags & S.PG_SLAB) != 0:
+        return PTR_SLAB, head
+    if (flags & S.PG_HEAD) != 0 and (flags & S.PG_BUDDY) == 0 and addr == head << shift:
+        return PTR_LARGE, head
+    return PTR_BAD, head
+
+
+@njit(cache=True)
+def object_index(k, s, pfn, addr):
+    """Index of the object at addr in slab pfn, or -1 if addr is no object boundary."""
+    shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
+    off = addr - (pfn << shift) - k.page[pfn, S.PAGE_S_MEM]
+    size = k.kmem_cache[s, S.KMEM_CACHE_SIZE]
+    if off < 0 or off % size != 0:
+        return -1
+    idx = off // size
+    if idx >= slab_objects(k, s, pfn):
+        return -1
+    return idx
+
+
+@njit(cache=True)
+def slab_objects(k, s, pfn):
+    """page->objects (SLUB: from the packed word) / cachep->num (SLAB)."""
+    if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
+        return (k.page[pfn, S.PAGE_FREELIST] >> S.SLUB_FC_OBJECTS_SHIFT) & S.MAX_OBJS_PER_PAGE
+    return k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
+
+
+@njit(cache=True)
+def kasan_kmalloc(k, s, obj, size):
+    """kasan_kmalloc(): `size` bytes accessible, the rest of the slot a redzone."""
+    if k.machine[0, S.MACHINE_KASAN] == 0:
+        return
+    slot = k.kmem_cache[s, S.KMEM_CACHE_SIZE]
+    kasan_unpoison_shadow(k.shadow, obj, size)
+    start = (size + 7) & ~7
+    if start < slot:
+        kasan_poison_shadow(k.shadow, obj + start, slot - start, KASAN_KMALLOC_REDZONE)
+
+
+@njit(cache=True)
+def kasan_slab_free(k, s, obj):
+    """kasan_slab_free(): the whole slot becomes KASAN_KMALLOC_FREE."""
+    if k.machine[0, S.MACHINE_KASAN] == 0:
+        return
+    kasan_poison_shadow(k.shadow, obj, k.kmem_cache[s, S.KMEM_CACHE_SIZE], KASAN_KMALLOC_FREE)
+
+
+@njit(cache=True)
+def check_free(k, s, pfn, addr, cpu, task, op):
+    """The checks before a slab object is freed.  True: go ahead and free."""
+    if object_index(k, s, pfn, addr) < 0:
+        kasan_report(k, S.BUG_INVALID_FREE, cpu, task, op, 0, addr, 0, s, 0)
+        return False
+    if k.machine[0, S.MACHINE_KASAN] != 0:
+        sh = k.shadow[addr >> 3]
+        if sh == KASAN_KMALLOC_FREE:
+            kasan_report(k, S.BUG_DOUBLE_FREE, cpu, task, op, 0, addr, 0, s, sh)
+            return False
+    return True
