@@ -34,7 +34,7 @@ NODE_MIB = (4, 1, 4)
 @pytest.fixture(scope="module")
 def machine():
     topo = small_topology(node_mib=NODE_MIB, distances=DIST)
-    with Machine(topo, MachineConfig(inbox_capacity=2)) as m:
+    with Machine(topo, MachineConfig(inbox_capacity=8)) as m:
         m.topo = topo
         yield m
 
@@ -155,7 +155,7 @@ def test_bad_frees_are_refused_without_corruption(machine):
 
 def test_memoryless_node_allocates_from_neighbours():
     topo = small_topology(node_mib=(0, 4), distances=((10, 20), (20, 10)))
-    with Machine(topo, MachineConfig(inbox_capacity=2)) as m:
+    with Machine(topo, MachineConfig(inbox_capacity=8)) as m:
         free_area_init(m.mem, topo, m.layout.meta["node_ranges"])
         p = int(alloc_pages_node(m.mem, 0, 0, 0, 0))
         assert p > 0 and m.mem.page[p, PAGE_NODE] == 1
