@@ -261,6 +261,18 @@ def host_info() -> dict:
     }
 
 
+def _mem_shape(mem) -> dict:
+    """How many tables Mem carries, and whether it is a tuple (each array passed and
+    refcounted separately) or a StructRef (one pointer, one refcount)."""
+    if isinstance(mem, tuple):
+        return {"arrays": len(mem), "mem_kind": "tuple"}
+    from numba.experimental.structref import StructRefProxy
+
+    from emulator.machine import structs
+    kind = "StructRef" if isinstance(mem, StructRefProxy) else type(mem).__name__
+    return {"arrays": len(getattr(structs, "MEM_TABLES", ())), "mem_kind": kind}
+
+
 def small_topology(node_mib=(8, 4), cpus_per_node=2) -> Topology:
     """As tests/emulator/conftest.py's small_topology: node k has node_mib[k] MiB."""
     n = len(node_mib)
@@ -455,7 +467,7 @@ def run_all(cfg: dict, log) -> dict:
                         _loop_mem_call(m.mem, 10)
                         rows.append(_row("mem_tuple_call",
                                          _measure(lambda k: _loop_mem_call(m.mem, k)[0], reps, k),
-                                         k, arrays=len(m.mem)))
+                                         k, **_mem_shape(m.mem)))
                     el, bad = _loop_pages(m.mem, max(1, n // 10), 0, hold)  # compile + warm up
                     per_op = []
                     for _ in range(reps):
@@ -512,7 +524,7 @@ def print_table(out: dict) -> None:
         else:
             note = f"{r['iters']:,} iters"
             if "arrays" in r:
-                note += f", {r['arrays']} arrays in Mem"
+                note += f", Mem: {r['mem_kind']} of {r['arrays']} arrays"
         print(f"{r['label']:<42} {r['median_ns']:>12.2f} {r['min_ns']:>10.2f}  {note}")
     print()
     rt, tg = out["ratios"], out["targets"]
