@@ -482,6 +482,7 @@ def run_all(cfg: dict, log) -> dict:
 
         # Contended rows: every host CPU of our affinity set, one pinned worker each.
         creps, ms = cfg["contended_reps"], cfg["contended_ms"]
+        log(f"contended rows: {len(cpus)} workers...")
         for name, kind in (("contended_fetch_add", 0), ("contended_lock_unlock_stats", 1)):
             per_op, extra = contended(arena, kind, creps, ms, cpus)
             rows.append(_row(name, per_op, 0, **extra))
