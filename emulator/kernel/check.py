@@ -1,0 +1,213 @@
+"""The invariant checker: slow, obviously correct, runnable at any quiescent point.
+
+What it checks, from the tables alone (no jitted code), for every live SLUB cache:
+  - every object of every slab is in exactly one place: on its page freelist, on the
+    c->freelist of the CPU whose c->page the slab is, held by an op in flight (a free
+    between its phases), or allocated;
+  - per slab: inuse + length(page freelist) == objects (SLUB counts c->freelist objects
+    as in use from the page's point of view);
+  - every slab is in exactly one place: a CPU's c->page, a CPU partial list, the node
+    partial list, the node full list (track_full_slabs), or no list when it is full and
+    not frozen, or held by an op in flight (a freshly frozen slab on its way to
+    put_cpu_partial); frozen slabs are exactly those owned by a CPU or in flight;
+  - a slab on n->partial has free objects or is empty, is not frozen, lies on node n;
+  - nr_partial (and nr_full) equal the list lengths; nr_slabs and total_objects per node
+    equal what the slab pages say;
+  - with KASAN on: every free object's first granule is KASAN_KMALLOC_FREE, every
+    allocated object's first byte is accessible;
+  - every lock is free and its lock_stat numbers are consistent; the buddy allocator's
+    invariants hold (page_alloc.check_buddy).
+A quiescent point is between two phases of every CPU: no phase is half done.  Ops in
+flight are read from the task rows.  `live` (address -> cache), when given by an oracle,
+must equal the set of allocated objects exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..machine import structs as S
+from ..machine.spinlock import check_lock_stats
+from .kasan import KASAN_KMALLOC_FREE
+from .ops import OP_CACHE_FREE, OP_FREE, OP_NONE
+from .page_alloc import check_buddy
+
+
+def _fc(w: int) -> tuple[int, int, int, bool]:
+    w = int(w)
+    return (w & S.SLUB_FC_FREELIST_MASK, (w >> S.SLUB_FC_INUSE_SHIFT) & 0xFFFF,
+            (w >> S.SLUB_FC_OBJECTS_SHIFT) & S.MAX_OBJS_PER_PAGE, bool(w & S.SLUB_FC_FROZEN))
+
+
+def in_flight(mem) -> tuple[set[int], set[int]]:
+    """(objects, slab pages) held by ops between two phases."""
+    objs: set[int] = set()
+    pages: set[int] = set()
+    for t in range(mem.task.shape[0]):
+        op = int(mem.task[t, S.TASK_OP])
+        if op == OP_NONE:
+            continue
+        if op in (OP_FREE, OP_CACHE_FREE) and mem.task[t, S.TASK_PHASE] >= 1:
+            objs.add(int(mem.task[t, S.TASK_OBJ]))
+            pages.add(int(mem.task[t, S.TASK_PAGE]))
+    return objs, pages
+
+
+def check_slub_cache(mem, s: int, nr_cpus: int, nr_nodes: int, transit_objs: set[int],
+                     transit_pages: set[int], live: dict | None = None) -> list[str]:
+    bad: list[str] = []
+    shift = int(mem.machine[0, S.MACHINE_PAGE_SHIFT])
+    size = int(mem.kmem_cache[s, S.KMEM_CACHE_SIZE])
+    offset = int(mem.kmem_cache[s, S.KMEM_CACHE_OFFSET])
+    kasan = bool(mem.machine[0, S.MACHINE_KASAN])
+    track_full = bool(mem.config[S.CONFIG_TRACK_FULL_SLABS])
+    page = mem.page
+    slabs = np.flatnonzero(((page[:, S.PAGE_FLAGS] & S.PG_SLAB) != 0) & (page[:, S.PAGE_SLAB_CACHE] == s))
+    slabs = [int(p) for p in slabs]
+    where: dict[int, list[str]] = {p: [] for p in slabs}
+    state: dict[int, str] = {}  # object address -> where it is
+    name = f"cache {s}"
+
+    def objects_of(pfn):
+        return _fc(page[pfn, S.PAGE_FREELIST])[2]
+
+    def put(addr, what, pfn):
+        base = pfn << shift
+        if addr < base or (addr - base) % size or (addr - base) // size >= objects_of(pfn):
+            bad.append(f"{name}: {what}: {addr:#x} is no object of slab {pfn}")
+            return False
+        if addr in state:
+            bad.append(f"{name}: object {addr:#x} both {state[addr]} and {what}")
+            return False
+        state[addr] = what
+        return True
+
+    def chain(head, pfn, what):
+        n = 0
+        a = head
+        while a:
+            if not put(a, what, pfn):
+                break
+            n += 1
+            if n > objects_of(pfn):
+                bad.append(f"{name}: {what} of slab {pfn} loops")
+                break
+            a = int(mem.ram64[(a + offset) >> 3])
+        return n
+
+    # per-CPU slabs and partial lists
+    for cpu in range(nr_cpus):
+        c = s * nr_cpus + cpu
+        cp = int(mem.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PAGE])
+        cfl = int(mem.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_FREELIST])
+        if cp:
+            if cp not in where:
+                bad.append(f"{name}: cpu {cpu} c->page {cp} is not a slab of the cache")
+            else:
+                where[cp].append(f"c->page of cpu {cpu}")
+                chain(cfl, cp, f"c->freelist of cpu {cpu}")
+        elif cfl:
+            bad.append(f"{name}: cpu {cpu} has a c->freelist without c->page")
+        p = int(mem.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PARTIAL])
+        hops = 0
+        while p:
+            if p not in where:
+                bad.append(f"{name}: cpu {cpu} partial list holds {p}, not a slab of the cache")
+                break
+            where[p].append(f"partial list of cpu {cpu}")
+            p = int(page[p, S.PAGE_NEXT])
+            hops += 1
+            if hops > len(slabs):
+                bad.append(f"{name}: cpu {cpu} partial list loops")
+                break
+    # node lists
+    for nid in range(nr_nodes):
+        n = s * nr_nodes + nid
+        for head_f, cnt_f, label in (
+                (S.KMEM_CACHE_NODE_PARTIAL_HEAD, S.KMEM_CACHE_NODE_NR_PARTIAL, "partial"),
+                (S.KMEM_CACHE_NODE_FULL_HEAD, S.KMEM_CACHE_NODE_NR_FULL, "full")):
+            p = int(mem.kmem_cache_node[n, head_f])
+            prev = 0
+            count = 0
+            while p:
+                if p not in where:
+                    bad.append(f"{name}: node {nid} {label} list holds {p}, not a slab of the cache")
+                    break
+                where[p].append(f"node {nid} {label}")
+                if int(page[p, S.PAGE_LRU_PREV]) != prev:
+                    bad.append(f"{name}: node {nid} {label} list: bad prev link at {p}")
+                if int(page[p, S.PAGE_NODE]) != nid:
+                    bad.append(f"{name}: slab {p} of node {page[p, S.PAGE_NODE]} on node {nid}'s {label} list")
+                count += 1
+                if count > len(slabs):
+                    bad.append(f"{name}: node {nid} {label} list loops")
+                    break
+                prev = p
+                p = int(page[p, S.PAGE_LRU_NEXT])
+            if count != int(mem.kmem_cache_node[n, cnt_f]):
+                bad.append(f"{name}: node {nid} nr_{label} {mem.kmem_cache_node[n, cnt_f]} != {count} listed")
+        nr = sum(1 for p in slabs if int(page[p, S.PAGE_NODE]) == nid)
+        tot = sum(objects_of(p) for p in slabs if int(page[p, S.PAGE_NODE]) == nid)
+        if nr != int(mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_SLABS]):
+            bad.append(f"{name}: node {nid} nr_slabs {mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_SLABS]} != {nr}")
+        if tot != int(mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_TOTAL_OBJECTS]):
+            bad.append(f"{name}: node {nid} total_objects {mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_TOTAL_OBJECTS]} != {tot}")
+    # per slab
+    for p in slabs:
+        fl, inuse, objects, frozen = _fc(page[p, S.PAGE_FREELIST])
+        nfree = chain(((p << shift) + (fl - 1) * size) if fl else 0, p, f"page freelist of {p}")
+        if inuse + nfree != objects:
+            bad.append(f"{name}: slab {p}: inuse {inuse} + free {nfree} != objects {objects}")
+        w = where[p]
+        owned = [x for x in w if x.startswith("c->page") or x.startswith("partial list of cpu")]
+        if len(w) > 1:
+            bad.append(f"{name}: slab {p} is on {len(w)} lists: {w}")
+        if frozen and not owned and p not in transit_pages:
+            bad.append(f"{name}: slab {p} is frozen but no CPU owns it")
+        if not frozen and owned:
+            bad.append(f"{name}: slab {p} is not frozen but is {owned[0]}")
+        if not frozen and p not in transit_pages:
+            on_partial = any(x.endswith("partial") and x.startswith("node") for x in w)
+            on_full = any(x.endswith("full") for x in w)
+            if nfree > 0 and not on_partial:
+                bad.append(f"{name}: slab {p} has {nfree} free objects but is on no partial list")
+            if nfree == 0 and on_partial:
+                bad.append(f"{name}: full slab {p} on a partial list")
+            if nfree == 0 and track_full and not on_full:
+                bad.append(f"{name}: full slab {p} missing from the full list")
+    # every object accounted for
+    allocated = set()
+    for p in slabs:
+        base = p << shift
+        for i in range(objects_of(p)):
+            a = base + i * size
+            if a in state:
+                if kasan and mem.shadow[a >> 3] != KASAN_KMALLOC_FREE:
+                    bad.append(f"{name}: free object {a:#x} has shadow {mem.shadow[a >> 3]:#x}")
+                continue
+            if a in transit_objs:
+                continue
+            allocated.add(a)
+            if kasan and mem.shadow[a >> 3] >= 0x80:
+                bad.append(f"{name}: allocated object {a:#x} has shadow {mem.shadow[a >> 3]:#x}")
+    if live is not None:
+        want = {a for a, cache in live.items() if cache == s} - transit_objs
+        if want != allocated:
+            lost = sorted(want - allocated)[:4]
+            extra = sorted(allocated - want)[:4]
+            bad.append(f"{name}: allocated objects differ from the oracle: missing {[hex(a) for a in lost]}, unexpected {[hex(a) for a in extra]}")
+    return bad
+
+
+def check_kernel(mem, nr_cpus: int, nr_nodes: int, live: dict | None = None) -> list[str]:
+    """Every invariant of the module docstring; returns the violated ones."""
+    bad = list(check_buddy(mem))
+    objs, pages = in_flight(mem)
+    for s in range(mem.kmem_cache.shape[0]):
+        if mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
+            continue
+        if mem.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
+            bad += check_slub_cache(mem, s, nr_cpus, nr_nodes, objs, pages, live)
+    for row in range(mem.lock.shape[0]):
+        bad += [f"lock {row}: {b}" for b in check_lock_stats(mem.lock, row)]
+    return bad

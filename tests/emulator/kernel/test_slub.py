@@ -1,0 +1,241 @@
+"""SLUB against the oracle and the invariant checker, in the deterministic scheduler."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from emulator.kernel.boot import Kernel
+from emulator.kernel.check import check_kernel
+from emulator.kernel.geometry import kmalloc_slab
+from emulator.kernel.ops import OP_ALLOC, OP_CACHE_FREE, OP_FREE, OP_KMALLOC, OP_SHRINK
+from emulator.machine import structs as S
+from emulator.run.deterministic import RUN_OK, Sched, run
+
+from ..conftest import small_topology
+from .slab_oracle import SlabOracle
+
+NR_CPUS = 4  # two nodes of two CPUs
+
+
+def _kernel(**kw):
+    topo = small_topology(node_mib=(16, 16), cpus_per_node=2)
+    K = Kernel(topo, "slub", **kw)
+    K.kmem_cache_create("test-200", 200)
+    return K
+
+
+@pytest.fixture
+def kern():
+    K = _kernel()
+    yield K
+    K.close()
+
+
+def _kmalloc_cache_of(K):
+    def f(size):
+        name = kmalloc_slab(size, K.mp, "slub")
+        return K.cache(name) if name else -1
+    return f
+
+
+def random_script(K, rng: random.Random, n_ops: int, remote: float = 0.5, shrink: float = 0.01,
+                  sizes=(8, 24, 100, 200, 512, 700, 3000, 20000)):
+    """A script with allocations, local and remote frees and a few shrinks."""
+    caches = [K.cache("kmalloc-64"), K.cache("kmalloc-512"), K.cache("test-200")]
+    rows, live, slot = [], [], 0
+    for _ in range(n_ops):
+        cpu = rng.randrange(NR_CPUS)
+        r = rng.random()
+        if r < shrink:
+            rows.append([cpu, OP_SHRINK, rng.choice(caches), -1, -1, 0])
+        elif r < 0.55 or not live:
+            if rng.random() < 0.5:
+                rows.append([cpu, OP_ALLOC, rng.choice(caches), rng.choice([-1, -1, 0, 1]), slot, 0])
+            else:
+                rows.append([cpu, OP_KMALLOC, rng.choice(sizes), -1, slot, 0])
+            live.append((slot, cpu))
+            slot += 1
+        else:
+            s, owner = live.pop(rng.randrange(len(live)))
+            if rng.random() >= remote:
+                cpu = owner
+            rows.append([cpu, OP_FREE, -1, -1, s, 0])
+    for s, owner in live:  # free everything at the end, from anywhere
+        rows.append([rng.randrange(NR_CPUS), OP_FREE, -1, -1, s, 0])
+    return np.array(rows, np.int64), slot
+
+
+def run_checked(K, script, nslots, seed, check_every=1):
+    sched = Sched.new(script, K.nr_cpus, nslots, seed)
+    oracle = SlabOracle(K, _kmalloc_cache_of(K))
+    mem = K.mem
+    step = 0
+    while not sched.finished():
+        assert run(mem, sched, budget=1) == RUN_OK
+        for row in np.flatnonzero(sched.done_at == step):
+            r = script[row]
+            addr = sched.slots[r[4], 0] if r[4] >= 0 else r[5]
+            oracle.apply(r, sched.results[row], addr)
+        assert oracle.errors == [], oracle.errors[:3]
+        if step % check_every == 0:
+            bad = check_kernel(mem, K.nr_cpus, K.nr_nodes, live=oracle.live)
+            assert bad == [], f"step {step}: {bad[:5]}"
+        step += 1
+    assert oracle.reports() == oracle.expected_reports
+    return sched, oracle
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_ops_match_oracle_and_invariants(kern, seed):
+    script, nslots = random_script(kern, random.Random(seed), 700)
+    sched, oracle = run_checked(kern, script, nslots, seed)
+    assert oracle.live == {}
+    st = slub_stats(kern, "kmalloc-512")
+    assert st["ALLOC_FASTPATH"] > 0 and st["FREE_SLOWPATH"] > 0
+
+
+def slub_stats(K, name):
+    s = K.cache(name)
+    rows = K.mem.kmem_cache_cpu[s * K.nr_cpus:(s + 1) * K.nr_cpus]
+    return {n: int(rows[:, S.CPU_STAT + i].sum()) for i, n in enumerate(S.SLUB_STAT_ITEMS)}
+
+
+def test_fast_paths_counted_exactly(kern):
+    s = kern.cache("kmalloc-64")
+    rows = [[0, OP_ALLOC, s, -1, i, 0] for i in range(10)] + [[0, OP_FREE, -1, -1, i, 0] for i in range(10)]
+    run_checked(kern, np.array(rows), 10, 0)
+    st = slub_stats(kern, "kmalloc-64")
+    # the first allocation finds no cpu slab: a new slab; the other nine are fast
+    assert st["ALLOC_SLAB"] == 1 and st["ALLOC_FASTPATH"] == 9
+    assert st["FREE_FASTPATH"] == 10 and st["FREE_SLOWPATH"] == 0
+
+
+def test_remote_free_to_a_cpu_slab_is_a_frozen_free(kern):
+    s = kern.cache("kmalloc-64")
+    rows = [[0, OP_ALLOC, s, -1, i, 0] for i in range(4)] + [[3, OP_FREE, -1, -1, i, 0] for i in range(4)]
+    run_checked(kern, np.array(rows), 4, 0)
+    st = slub_stats(kern, "kmalloc-64")
+    # CPU 3 (node 1) frees into CPU 0's frozen cpu slab: __slab_free, FREE_FROZEN
+    assert st["FREE_SLOWPATH"] == 4 and st["FREE_FROZEN"] == 4 and st["FREE_FASTPATH"] == 0
+
+
+def test_node_preference_and_remote_nodes(kern):
+    s = kern.cache("test-200")
+    rows = [[0, OP_ALLOC, s, 1, 0, 0], [0, OP_ALLOC, s, 0, 1, 0], [3, OP_ALLOC, s, -1, 2, 0]]
+    sched, _ = run_checked(kern, np.array(rows), 3, 0)
+    page = kern.mem.page
+    shift = int(kern.mem.machine[0, S.MACHINE_PAGE_SHIFT])
+    nodes = [int(page[int(sched.results[i]) >> shift, S.PAGE_NODE]) for i in range(3)]
+    assert nodes == [1, 0, 1]  # explicit node 1, explicit node 0, CPU 3's own node
+    st = slub_stats(kern, "test-200")
+    assert st["ALLOC_NODE_MISMATCH"] == 1  # CPU 0's cpu slab was on node 1
+
+
+def test_shrink_empties_every_empty_slab(kern):
+    s = kern.cache("kmalloc-512")
+    n = 400
+    rows = [[i % 4, OP_ALLOC, s, -1, i, 0] for i in range(n)]
+    rows += [[(i + 1) % 4, OP_FREE, -1, -1, i, 0] for i in range(n) if i % 50]  # keep 8
+    run_checked(kern, np.array(rows), n, 5, check_every=25)
+    mem = kern.mem
+    frozen = np.flatnonzero((mem.page[:, S.PAGE_SLAB_CACHE] == s) & ((mem.page[:, S.PAGE_FREELIST] & S.SLUB_FC_FROZEN) != 0))
+    assert len(frozen) > 8  # empty slabs wait on cpu partial lists
+    # the shrink runs after every free has completed (a script orders only one CPU's rows)
+    run_checked(kern, np.array([[2, OP_SHRINK, s, -1, -1, 0]]), 1, 5)
+    # after flush_all every slab went back to its node; shrink dropped all empty ones
+    for cpu in range(4):
+        c = s * 4 + cpu
+        assert mem.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PAGE] == 0
+        assert mem.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PARTIAL] == 0
+    slabs = np.flatnonzero((mem.page[:, S.PAGE_SLAB_CACHE] == s) & ((mem.page[:, S.PAGE_FLAGS] & S.PG_SLAB) != 0))
+    inuse = [(int(mem.page[p, S.PAGE_FREELIST]) >> S.SLUB_FC_INUSE_SHIFT) & 0xFFFF for p in slabs]
+    assert len(slabs) >= 1 and all(u > 0 for u in inuse)
+    assert sum(inuse) == 8
+
+
+def test_shrink_without_its_array():
+    # Patch 4: when kmalloc of slabs_by_inuse fails, 3.16 returns -ENOMEM and drops
+    # nothing; with shrink_tolerates_enomem every empty slab still goes.
+    from emulator.kernel.ops import ENOMEM
+    from emulator.kernel.page_alloc import set_fail_injection
+    for tolerate, result, left in ((0, -ENOMEM, True), (1, 0, False)):
+        K = _kernel()
+        try:
+            mem = K.mem
+            mem.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] = tolerate
+            s = K.cache("test-200")  # 20 objects a slab: its array (320 bytes) is kmalloc-512's
+            rows = [[c, OP_ALLOC, s, -1, i * 4 + c, 0] for i in range(60) for c in range(4)]
+            rows += [[c, OP_FREE, -1, -1, i * 4 + c, 0] for i in range(60) for c in range(4)]
+            run_checked(K, np.array(rows), 240, 1, check_every=40)
+            for nid in range(2):  # kmalloc-512 has no slab yet: its allocation must fail
+                set_fail_injection(mem, nid, ppm=1_000_000)
+            sched, _ = run_checked(K, np.array([[0, OP_SHRINK, s, -1, -1, 0]]), 1, 0)
+            assert sched.results[0] == result
+            slabs = np.flatnonzero((mem.page[:, S.PAGE_SLAB_CACHE] == s) & ((mem.page[:, S.PAGE_FLAGS] & S.PG_SLAB) != 0))
+            empty = [p for p in slabs if (int(mem.page[p, S.PAGE_FREELIST]) >> S.SLUB_FC_INUSE_SHIFT) & 0xFFFF == 0]
+            assert bool(empty) == left
+            if not left:
+                assert len(slabs) == 0
+        finally:
+            K.close()
+
+
+def test_double_and_invalid_free_are_reported_not_corrupting(kern):
+    s = kern.cache("kmalloc-64")
+    rows = [[0, OP_ALLOC, s, -1, 0, 0], [0, OP_ALLOC, s, -1, 1, 0],
+            [1, OP_FREE, -1, -1, 0, 0], [1, OP_FREE, -1, -1, 0, 0],  # double free
+            [2, OP_FREE, -1, -1, -1, 0x1234567],  # a pointer into no slab
+            [0, OP_ALLOC, s, -1, 2, 0]]
+    sched, oracle = run_checked(kern, np.array(rows), 3, 0)
+    # the middle of an object: invalid free
+    addr = int(sched.slots[2, 0]) + 8
+    sched2, oracle2 = run_checked(kern, np.array([[3, OP_FREE, -1, -1, -1, addr]]), 1, 0)
+    bugs = [int(kern.mem.kasan_report[1 + i, S.KASAN_REPORT_BUG]) for i in range(int(kern.mem.kasan_report[0, 0]))]
+    assert sorted(bugs) == sorted([S.BUG_DOUBLE_FREE, S.BUG_INVALID_FREE, S.BUG_INVALID_FREE])
+    assert bugs[-1] == S.BUG_INVALID_FREE
+
+
+def test_kmem_cache_free_of_a_foreign_object(kern):
+    a, b = kern.cache("kmalloc-64"), kern.cache("test-200")
+    rows = [[0, OP_ALLOC, a, -1, 0, 0], [0, OP_CACHE_FREE, b, -1, 0, 0]]
+    run(kern.mem, Sched.new(np.array(rows), 4, 1, 0))
+    assert kern.mem.kasan_report[0, 0] == 1
+    assert kern.mem.kasan_report[1, S.KASAN_REPORT_BUG] == S.BUG_INVALID_FREE
+
+
+def test_same_seed_same_run_and_replay():
+    def once(seed, replay_schedule=None):
+        K = _kernel()
+        try:
+            script, nslots = random_script(K, random.Random(9), 400)
+            sched = Sched.new(script, K.nr_cpus, nslots, seed)
+            if replay_schedule is not None:
+                sched.schedule[:len(replay_schedule)] = replay_schedule
+                run(K.mem, sched, replay=True)
+            else:
+                run(K.mem, sched)
+            state = (K.mem.page.copy(), K.mem.kmem_cache_cpu.copy(), K.mem.kmem_cache_node.copy())
+            return sched.schedule[:sched.steps[0]].copy(), sched.results.copy(), state
+        finally:
+            K.close()
+    s1, r1, st1 = once(11)
+    s2, r2, st2 = once(11)
+    s3, r3, _ = once(12)
+    assert (s1 == s2).all() and (r1 == r2).all() and all((a == b).all() for a, b in zip(st1, st2))
+    assert len(s1) != len(s3) or (s1 != s3).any()
+    s4, r4, st4 = once(99, replay_schedule=s1)
+    assert (s4 == s1).all() and (r4 == r1).all() and all((a == b).all() for a, b in zip(st1, st4))
+
+
+def test_track_full_slabs_keeps_full_slabs_listed():
+    K = _kernel(track_full_slabs=True)
+    try:
+        script, nslots = random_script(K, random.Random(4), 500)
+        run_checked(K, script, nslots, 4, check_every=3)
+        st = slub_stats(K, "kmalloc-64")
+        assert st["CPU_PARTIAL_FREE"] == 0  # no cpu partial lists when full slabs are tracked
+    finally:
+        K.close()
