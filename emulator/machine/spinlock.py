@@ -22,6 +22,10 @@ Invariants (checked by `check_lock_stats`):
   contentions <= acquisitions;  con_bounces <= contentions;  acq_bounces <= acquisitions;
   wait_total >= wait_max >= wait_min when contentions > 0; likewise hold.
 
+The lock functions are compiled without numba's reference counting (`_nrt=False`:
+they allocate nothing), which otherwise costs an atomic incref/decref pair on the lock
+table per call, more than the uncontended lock itself.
+
 Spinning: after SPIN_BEFORE_YIELD relaxed loads with cpu_relax() the waiter calls
 sched_yield(), so that oversubscribed workers sharing a host CPU make progress.
 With `stats == 0` in the row only the lock word is touched: the raw lock for benchmarks.
@@ -81,7 +85,7 @@ def init_lock(locks: np.ndarray, row: int, lock_class: int, node: int = -1,
     locks[row, LOCK_OWNER_OBJ] = owner_obj
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def spin_trylock(locks, row, cpu):
     """spin_trylock(): one attempt; no statistics (the caller is not waiting)."""
     if load_relaxed(locks, (row, LOCK_WORD)) != 0:
@@ -89,7 +93,7 @@ def spin_trylock(locks, row, cpu):
     return cmpxchg(locks, (row, LOCK_WORD), 0, cpu + 1) == 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _spin_lock_contended(locks, row, cpu):
     """The slow path: spin on relaxed loads, yield after a bounded spin, retry the CAS."""
     stats = locks[row, LOCK_STATS] != 0
@@ -124,7 +128,7 @@ def _spin_lock_contended(locks, row, cpu):
         _acquired(locks, row, cpu, now)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _acquired(locks, row, cpu, now):
     locks[row, LOCK_ACQUISITIONS] += 1
     if locks[row, LOCK_LAST_CPU] != cpu + 1:
@@ -133,7 +137,7 @@ def _acquired(locks, row, cpu, now):
     locks[row, LOCK_ACQUIRED_AT] = now
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def spin_lock(locks, row, cpu):
     """spin_lock(&lock) by emulated CPU `cpu`."""
     if cmpxchg(locks, (row, LOCK_WORD), 0, cpu + 1) == 0:
@@ -143,7 +147,7 @@ def spin_lock(locks, row, cpu):
     _spin_lock_contended(locks, row, cpu)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def spin_unlock(locks, row):
     """spin_unlock(&lock): account the hold time, then a release store of 0."""
     if locks[row, LOCK_STATS] != 0:
@@ -156,12 +160,12 @@ def spin_unlock(locks, row):
     store_release(locks, (row, LOCK_WORD), 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def spin_is_locked(locks, row):
     return load_relaxed(locks, (row, LOCK_WORD)) != 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def lock_holder(locks, row):
     """The emulated CPU holding the lock, or -1 (lockdep_assert_held)."""
     return load_relaxed(locks, (row, LOCK_WORD)) - 1
