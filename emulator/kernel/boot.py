@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..machine import structs as S
-from ..machine.machine import Machine, MachineConfig, list_lock_row
+from ..machine.machine import Machine, MachineConfig, alien_lock_row, list_lock_row
 from ..machine.prng import seed_state
 from ..machine.spinlock import init_lock
 from .geometry import (
@@ -32,11 +32,15 @@ from .geometry import (
     cache_geometry,
     kmalloc_caches,
     kmalloc_index,
+    kmalloc_slab,
     size_index_table,
 )
 from .page_alloc import free_area_init
 
 ALLOCATORS = ("slub", "slab")
+# SLAB array_cache slots: enable_cpucache's largest limit is 120 and the shared array
+# holds shared * batchcount = 8 * 60; one spare slot for cache_free_alien's free_block.
+SLAB_AC_WIDTH = 8 * 60 + 1
 
 
 @dataclass
@@ -63,7 +67,8 @@ class Kernel:
         if cfg is None:
             cfg = MachineConfig(allocator=allocator, kasan=kasan, lock_stats=lock_stats,
                                 max_caches=len(geoms) + extra_caches,
-                                inbox_capacity=max(1024, 1 << (topology.nr_cpus - 1).bit_length()))
+                                inbox_capacity=max(1024, 1 << (topology.nr_cpus - 1).bit_length()),
+                                ac_max_limit=SLAB_AC_WIDTH)
         self.cfg = cfg
         self.machine = Machine(topology, cfg)
         try:
@@ -147,7 +152,7 @@ class Kernel:
             row[S.KMEM_CACHE_MIN_ORDER] = g.min_order
             row[S.KMEM_CACHE_MIN_OBJECTS] = g.min_objects
             row[S.KMEM_CACHE_MIN_PARTIAL] = g.min_partial
-            row[S.KMEM_CACHE_CPU_PARTIAL] = g.cpu_partial
+            row[S.KMEM_CACHE_CPU_PARTIAL_OBJECTS] = g.cpu_partial
             row[S.KMEM_CACHE_REMOTE_NODE_DEFRAG_RATIO] = 1000
         else:
             row[S.KMEM_CACHE_ALLOCATOR] = S.ALLOCATOR_SLAB
@@ -161,6 +166,10 @@ class Kernel:
             row[S.KMEM_CACHE_BATCHCOUNT] = g.batchcount
             row[S.KMEM_CACHE_SHARED] = g.shared
             row[S.KMEM_CACHE_ALIEN_LIMIT] = g.alien_limit
+            row[S.KMEM_CACHE_FREELIST_IDX_SIZE] = g.freelist_idx_size
+            if g.off_slab:
+                fc = kmalloc_slab(g.freelist_size, self.mp, "slab")
+                row[S.KMEM_CACHE_FREELIST_CACHE] = self.by_name[fc].row
         nr_nodes = len(self.node_ids)
         for nid in range(nr_nodes):
             n = s * nr_nodes + nid
@@ -176,10 +185,47 @@ class Kernel:
             c = s * nr_cpus + cpu
             k.kmem_cache_cpu[c, :] = 0
             k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID] = cpu  # init_tid()
+        if isinstance(g, SlabGeometry):
+            self._slab_arrays(s, g)
         info = CacheInfo(g.name, s, g)
         self.caches.append(info)
         self.by_name[g.name] = info
         return info
+
+    def _slab_arrays(self, s: int, g: SlabGeometry) -> None:
+        """enable_cpucache() + alloc_kmem_cache_node(): SLAB's arrays and node limits."""
+        k = self.mem
+        nr_cpus, nr_nodes, caches = self.nr_cpus, self.nr_nodes, self.cfg.max_caches
+        cpus_on = [0] * nr_nodes
+        for c in range(nr_cpus):
+            cpus_on[int(k.cpu[c, S.CPU_NODE])] += 1
+
+        def init_ac(row, limit, batch, lock):
+            k.array_cache[row, :] = 0
+            k.array_cache[row, S.ARRAY_CACHE_LIMIT] = limit
+            k.array_cache[row, S.ARRAY_CACHE_BATCHCOUNT] = batch
+            k.array_cache[row, S.ARRAY_CACHE_LOCK] = lock
+            k.array_cache[row, S.ARRAY_CACHE_ENTRIES] = row
+
+        for cpu in range(nr_cpus):
+            init_ac(s * nr_cpus + cpu, g.limit, g.batchcount, -1)
+        for nid in range(nr_nodes):
+            n = s * nr_nodes + nid
+            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT] = g.free_limit(cpus_on[nid])
+            if g.shared:
+                row = caches * nr_cpus + n
+                init_ac(row, g.shared * g.batchcount, 0xBAADF00D, -1)
+                k.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED] = row
+            if nr_nodes > 1 and g.alien_limit:
+                base = caches * (nr_cpus + nr_nodes) + n * nr_nodes
+                k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = base
+                for remote in range(nr_nodes):
+                    if remote == nid:
+                        continue
+                    lock = alien_lock_row(nr_nodes, caches, s, nid, remote)
+                    init_lock(k.lock, lock, S.LOCK_CLASS_ALIEN, node=nid, owner_obj=s,
+                              stats=self.cfg.lock_stats)
+                    init_ac(base + remote, g.alien_limit, 0xBAADF00D, lock)
 
     # -- the API ------------------------------------------------------------------------
     def kmem_cache_create(self, name: str, size: int, align: int = 0, flags: int = 0,

@@ -1,5 +1,11 @@
 """The invariant checker: slow, obviously correct, runnable at any quiescent point.
 
+For SLAB caches (check_slab_cache): every slab is on the node list its active count
+says (slabs_full, slabs_partial, slabs_free), its freelist entries [active, num) are
+distinct object indices, free_objects == sum of (num - active) over the node's slabs,
+every array_cache entry (per-CPU, shared, alien) is an object of the cache not free in
+its slab and in no other array, and the allocated objects are the oracle's.
+
 What it checks, from the tables alone (no jitted code), for every live SLUB cache:
   - every object of every slab is in exactly one place: on its page freelist, on the
     c->freelist of the CPU whose c->page the slab is, held by an op in flight (a free
@@ -29,7 +35,7 @@ import numpy as np
 from ..machine import structs as S
 from ..machine.spinlock import check_lock_stats
 from .kasan import KASAN_KMALLOC_FREE
-from .ops import OP_CACHE_FREE, OP_FREE, OP_NONE
+from .ops import OP_CACHE_FREE, OP_FREE, OP_NONE, OP_SHRINK
 from .page_alloc import check_buddy
 
 
@@ -40,7 +46,8 @@ def _fc(w: int) -> tuple[int, int, int, bool]:
 
 
 def in_flight(mem) -> tuple[set[int], set[int]]:
-    """(objects, slab pages) held by ops between two phases."""
+    """(objects, slab pages) held by ops between two phases, and kernel-internal objects
+    (SLUB shrink's array, SLAB's off-slab freelists) that no oracle knows of."""
     objs: set[int] = set()
     pages: set[int] = set()
     for t in range(mem.task.shape[0]):
@@ -50,6 +57,15 @@ def in_flight(mem) -> tuple[set[int], set[int]]:
         if op in (OP_FREE, OP_CACHE_FREE) and mem.task[t, S.TASK_PHASE] >= 1:
             objs.add(int(mem.task[t, S.TASK_OBJ]))
             pages.add(int(mem.task[t, S.TASK_PAGE]))
+        if op == OP_SHRINK and mem.task[t, S.TASK_AUX]:
+            objs.add(int(mem.task[t, S.TASK_AUX]))  # SLUB's slabs_by_inuse array
+    # SLAB's off-slab freelists are objects of their freelist cache, kernel-internal
+    slab_pages = np.flatnonzero((mem.page[:, S.PAGE_FLAGS] & S.PG_SLAB) != 0)
+    for p in slab_pages:
+        c = int(mem.page[p, S.PAGE_SLAB_CACHE])
+        if mem.kmem_cache[c, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB and \
+                mem.kmem_cache[c, S.KMEM_CACHE_OFF_SLAB]:
+            objs.add(int(mem.page[p, S.PAGE_FREELIST]))
     return objs, pages
 
 
@@ -199,6 +215,112 @@ def check_slub_cache(mem, s: int, nr_cpus: int, nr_nodes: int, transit_objs: set
     return bad
 
 
+def _slab_free_obj(mem, s: int, pfn: int, idx: int) -> int:
+    a = int(mem.page[pfn, S.PAGE_FREELIST])
+    if int(mem.kmem_cache[s, S.KMEM_CACHE_FREELIST_IDX_SIZE]) == 1:
+        return int(mem.ram[a + idx])
+    return int(mem.ram[a + 2 * idx]) | (int(mem.ram[a + 2 * idx + 1]) << 8)
+
+
+def check_slab_cache(mem, s: int, nr_cpus: int, nr_nodes: int,
+                     live: dict | None = None, internal: set[int] = frozenset()) -> list[str]:
+    """SLAB's invariants (mm/slab.c): lists by active count, free_objects, arrays."""
+    bad: list[str] = []
+    name = f"cache {s}"
+    shift = int(mem.machine[0, S.MACHINE_PAGE_SHIFT])
+    size = int(mem.kmem_cache[s, S.KMEM_CACHE_SIZE])
+    num = int(mem.kmem_cache[s, S.KMEM_CACHE_OBJECTS])
+    kasan = bool(mem.machine[0, S.MACHINE_KASAN])
+    page = mem.page
+    slabs = [int(p) for p in np.flatnonzero(((page[:, S.PAGE_FLAGS] & S.PG_SLAB) != 0)
+                                            & (page[:, S.PAGE_SLAB_CACHE] == s))]
+    state: dict[int, str] = {}
+    where: dict[int, list[str]] = {p: [] for p in slabs}
+    objs_of: dict[int, int] = {}
+    for p in slabs:
+        base = (p << shift) + int(page[p, S.PAGE_S_MEM])
+        active = int(page[p, S.PAGE_COUNTERS])
+        if not 0 <= active <= num:
+            bad.append(f"{name}: slab {p} active {active} outside 0..{num}")
+            continue
+        idxs = [_slab_free_obj(mem, s, p, i) for i in range(active, num)]
+        if len(set(idxs)) != len(idxs) or any(not 0 <= i < num for i in idxs):
+            bad.append(f"{name}: slab {p} freelist {idxs} is not a set of object indices")
+        for i in idxs:
+            state[base + i * size] = f"free in slab {p}"
+        for i in range(num):
+            objs_of[base + i * size] = p
+    for nid in range(nr_nodes):
+        n = s * nr_nodes + nid
+        for head_f, cnt_f, label in ((S.KMEM_CACHE_NODE_PARTIAL_HEAD, S.KMEM_CACHE_NODE_NR_PARTIAL, "partial"),
+                                     (S.KMEM_CACHE_NODE_FULL_HEAD, S.KMEM_CACHE_NODE_NR_FULL, "full"),
+                                     (S.KMEM_CACHE_NODE_FREE_HEAD, S.KMEM_CACHE_NODE_NR_FREE, "free")):
+            count = 0
+            p = int(mem.kmem_cache_node[n, head_f])
+            while p:
+                if p not in where:
+                    bad.append(f"{name}: node {nid} slabs_{label} holds {p}, not a slab of the cache")
+                    break
+                where[p].append(label)
+                active = int(page[p, S.PAGE_COUNTERS])
+                want = "free" if active == 0 else "full" if active == num else "partial"
+                if want != label:
+                    bad.append(f"{name}: slab {p} with active {active} on slabs_{label}")
+                if int(page[p, S.PAGE_NODE]) != nid:
+                    bad.append(f"{name}: slab {p} of node {page[p, S.PAGE_NODE]} on node {nid}")
+                count += 1
+                if count > len(slabs):
+                    bad.append(f"{name}: node {nid} slabs_{label} loops")
+                    break
+                p = int(page[p, S.PAGE_LRU_NEXT])
+            if count != int(mem.kmem_cache_node[n, cnt_f]):
+                bad.append(f"{name}: node {nid} nr_{label} {mem.kmem_cache_node[n, cnt_f]} != {count}")
+        on_node = [p for p in slabs if int(page[p, S.PAGE_NODE]) == nid]
+        free = sum(num - int(page[p, S.PAGE_COUNTERS]) for p in on_node)
+        if free != int(mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS]):
+            bad.append(f"{name}: node {nid} free_objects {mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS]} != {free}")
+        if len(on_node) != int(mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_SLABS]):
+            bad.append(f"{name}: node {nid} nr_slabs {mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_SLABS]} != {len(on_node)}")
+    for p, w in where.items():
+        if len(w) != 1:
+            bad.append(f"{name}: slab {p} is on {len(w)} lists")
+    arrays = [(s * nr_cpus + c, f"array of cpu {c}") for c in range(nr_cpus)]
+    for nid in range(nr_nodes):
+        n = s * nr_nodes + nid
+        sh = int(mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED])
+        if sh >= 0:
+            arrays.append((sh, f"shared array of node {nid}"))
+        al = int(mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN])
+        if al >= 0:
+            arrays += [(al + r, f"alien array of node {nid} for node {r}") for r in range(nr_nodes) if r != nid]
+    for row, label in arrays:
+        avail = int(mem.array_cache[row, S.ARRAY_CACHE_AVAIL])
+        if not 0 <= avail <= int(mem.array_cache[row, S.ARRAY_CACHE_LIMIT]) and avail:
+            bad.append(f"{name}: {label} avail {avail} > limit {mem.array_cache[row, S.ARRAY_CACHE_LIMIT]}")
+        for i in range(avail):
+            a = int(mem.ac_entry[row, i])
+            if a not in objs_of:
+                bad.append(f"{name}: {label} holds {a:#x}, no object of the cache")
+            elif a in state:
+                bad.append(f"{name}: object {a:#x} both {state[a]} and in the {label}")
+            else:
+                state[a] = label
+    allocated = set(objs_of) - set(state)
+    if kasan:
+        for a in state:
+            if a in objs_of and mem.shadow[a >> 3] != KASAN_KMALLOC_FREE:
+                bad.append(f"{name}: free object {a:#x} has shadow {mem.shadow[a >> 3]:#x}")
+        for a in allocated:
+            if mem.shadow[a >> 3] >= 0x80:
+                bad.append(f"{name}: allocated object {a:#x} has shadow {mem.shadow[a >> 3]:#x}")
+    if live is not None:
+        want = {a for a, cache in live.items() if cache == s}
+        allocated -= internal
+        if want != allocated:
+            bad.append(f"{name}: allocated objects differ from the oracle: missing {[hex(a) for a in sorted(want - allocated)[:4]]}, unexpected {[hex(a) for a in sorted(allocated - want)[:4]]}")
+    return bad
+
+
 def check_kernel(mem, nr_cpus: int, nr_nodes: int, live: dict | None = None) -> list[str]:
     """Every invariant of the module docstring; returns the violated ones."""
     bad = list(check_buddy(mem))
@@ -208,6 +330,8 @@ def check_kernel(mem, nr_cpus: int, nr_nodes: int, live: dict | None = None) -> 
             continue
         if mem.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
             bad += check_slub_cache(mem, s, nr_cpus, nr_nodes, objs, pages, live)
+        else:
+            bad += check_slab_cache(mem, s, nr_cpus, nr_nodes, live, objs)
     for row in range(mem.lock.shape[0]):
         bad += [f"lock {row}: {b}" for b in check_lock_stats(mem.lock, row)]
     return bad

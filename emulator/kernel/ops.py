@@ -45,6 +45,7 @@ from .slab_common import (
     kasan_slab_free,
     kmalloc_slab,
 )
+from . import slab as SLAB
 from .slub import (
     SF_CMPXCHG,
     SF_DONE,
@@ -68,9 +69,10 @@ OP_KMALLOC = 2  # kmalloc_node(size, node)
 OP_FREE = 3  # kfree(obj)
 OP_CACHE_FREE = 4  # kmem_cache_free(cache, obj)
 OP_SHRINK = 5  # kmem_cache_shrink(cache)
-NR_OPS = 6
+OP_REAP = 6  # SLAB's cache_reap() work on this CPU, over every cache
+NR_OPS = 7
 OP_NAMES = ("none", "kmem_cache_alloc", "kmalloc", "kfree", "kmem_cache_free",
-            "kmem_cache_shrink")
+            "kmem_cache_shrink", "cache_reap")
 
 # op_step results
 STEP_DONE = 0
@@ -80,7 +82,8 @@ STEP_BLOCKED = 2  # waiting (for IPI acknowledgements); the same phase runs agai
 ENOMEM = 12
 
 # IPI kinds
-IPI_FLUSH_CPU_SLAB = 1  # flush_all(s) -> __flush_cpu_slab on each CPU
+IPI_FLUSH_CPU_SLAB = 1  # SLUB flush_all(s) -> __flush_cpu_slab on each CPU
+IPI_DRAIN = 2  # SLAB drain_cpu_caches(s) -> do_drain on each CPU
 IPI_MSG_WORDS = 4  # kind, cache, gen, sender
 
 # (op, phase) -> (kernel code, preemption enabled at the boundary before, irqs enabled)
@@ -93,13 +96,15 @@ PHASES = {
     (OP_FREE, 3): ("__slab_free:put_cpu_partial", True, True),
     (OP_SHRINK, 0): ("__kmem_cache_shrink:kmalloc+flush_all", True, True),
     (OP_SHRINK, 1): ("flush_all:wait", True, True),
-    (OP_SHRINK, 2): ("__kmem_cache_shrink:node", True, True),
-    (OP_SHRINK, 3): ("__kmem_cache_shrink:kfree", True, True),
+    (OP_SHRINK, 2): ("__kmem_cache_shrink:node", True, True),  # SLAB: drain_alien_cache
+    (OP_SHRINK, 3): ("__kmem_cache_shrink:kfree", True, True),  # SLAB: drain shared
+    (OP_SHRINK, 4): ("__kmem_cache_shrink:drain_freelist", True, True),
+    (OP_REAP, 0): ("cache_reap", True, True),
 }
 for _ph in range(4):
     if (OP_FREE, _ph) in PHASES:
         PHASES[(OP_CACHE_FREE, _ph)] = PHASES[(OP_FREE, _ph)]
-MAX_PHASES = 4
+MAX_PHASES = 5
 PHASE_PREEMPTIBLE = np.zeros((NR_OPS, MAX_PHASES), np.int64)
 for (_op, _ph), (_name, _preempt, _irqs) in PHASES.items():
     PHASE_PREEMPTIBLE[_op, _ph] = 1 if _preempt else 0
@@ -164,7 +169,7 @@ def kmalloc_node(k, size, node, cpu):
     s = kmalloc_slab(k, size)
     if s < 0:
         return kmalloc_large_node(k, size, node, cpu)
-    return slab_alloc_node(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], node, size, cpu)
+    return cache_alloc(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], node, size, cpu)
 
 
 @njit(cache=True)
@@ -178,7 +183,10 @@ def kfree_inline(k, addr, cpu, t):
         return
     s = k.page[pfn, S.PAGE_SLAB_CACHE]
     kasan_slab_free(k, s, addr)
-    slab_free_inline(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], pfn, addr, cpu, t)
+    if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
+        SLAB.__cache_free(k, s, addr, pfn, cpu)
+    else:
+        slab_free_inline(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], pfn, addr, cpu, t)
 
 
 # -- IPIs ---------------------------------------------------------------------------
@@ -202,15 +210,32 @@ def handle_ipis(k, cpu):
     n = 0
     while inbox_recv(k.inbox, k.slots, ring, msg):
         kind = msg[0]
+        s = msg[1]
+        gen = msg[2]
         if kind == IPI_FLUSH_CPU_SLAB:
-            s = msg[1]
-            gen = msg[2]
             if cache_touch(k, s, gen, cpu, -1, 0, 0):
                 __flush_cpu_slab(k, s, gen, cpu)
+        elif kind == IPI_DRAIN:
+            if cache_touch(k, s, gen, cpu, -1, 0, 0):
+                SLAB.do_drain(k, s, cpu)
         fetch_add(k.cpu, (msg[3], S.CPU_IPI_ACKS), 1)
         n += 1
     k.cpu[cpu, S.CPU_IPIS_HANDLED] += n
     return n
+
+
+@njit(cache=True)
+def drain_cpu_caches(k, s, gen, cpu):
+    """SLAB's on_each_cpu(do_drain): IPI every other CPU, drain our own at once.
+
+    Returns the ipi_acks value the caller must wait for."""
+    target = k.cpu[cpu, S.CPU_IPI_ACKS]
+    for other in range(k.machine[0, S.MACHINE_NR_CPUS]):
+        if other != cpu:
+            send_ipi(k, other, IPI_DRAIN, s, gen, cpu)
+            target += 1
+    SLAB.do_drain(k, s, cpu)
+    return target
 
 
 @njit(cache=True)
@@ -239,8 +264,8 @@ def op_step(k, t):
     gen = k.task[t, S.TASK_CACHE_GEN]
     if op == OP_ALLOC:
         if cache_touch(k, s, gen, cpu, t, op, phase):
-            k.task[t, S.TASK_RESULT] = slab_alloc_node(k, s, gen, k.task[t, S.TASK_NODE],
-                                                       k.task[t, S.TASK_SIZE], cpu)
+            k.task[t, S.TASK_RESULT] = cache_alloc(k, s, gen, k.task[t, S.TASK_NODE],
+                                                   k.task[t, S.TASK_SIZE], cpu)
         return _finish(k, t)
     if op == OP_KMALLOC:
         k.task[t, S.TASK_RESULT] = kmalloc_node(k, k.task[t, S.TASK_SIZE], k.task[t, S.TASK_NODE], cpu)
@@ -248,8 +273,70 @@ def op_step(k, t):
     if op == OP_FREE or op == OP_CACHE_FREE:
         return _free_step(k, t, op, phase, cpu)
     if op == OP_SHRINK:
+        if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
+            return _slab_shrink_step(k, t, op, phase, cpu, s, gen)
         return _shrink_step(k, t, op, phase, cpu, s, gen)
+    if op == OP_REAP:
+        return _reap_step(k, t, cpu)
     return _finish(k, t)
+
+
+@njit(cache=True)
+def cache_alloc(k, s, gen, node, size, cpu):
+    """kmem_cache_alloc_node() for either allocator."""
+    if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
+        return SLAB.slab_alloc_node(k, s, gen, node, size, cpu)
+    return slab_alloc_node(k, s, gen, node, size, cpu)
+
+
+@njit(cache=True)
+def _slab_shrink_step(k, t, op, phase, cpu, s, gen):
+    """SLAB's __kmem_cache_shrink(): drain_cpu_caches (do_drain by IPI, then every
+    node's alien arrays, then every node's shared array), then drain_freelist per node;
+    one node per phase."""
+    if phase == 1:
+        if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
+            return STEP_BLOCKED
+        k.task[t, S.TASK_ITER] = 0
+        k.task[t, S.TASK_PHASE] = 2
+        return STEP_NEXT
+    if not cache_touch(k, s, gen, cpu, t, op, phase):
+        return _finish(k, t)
+    if phase == 0:
+        k.task[t, S.TASK_ITER] = drain_cpu_caches(k, s, gen, cpu)
+        k.task[t, S.TASK_PHASE] = 1
+        return STEP_NEXT
+    nodes = k.machine[0, S.MACHINE_NR_NODES]
+    nid = k.task[t, S.TASK_ITER]
+    if phase == 2:
+        SLAB.drain_alien_cache(k, s, nid, cpu)
+    elif phase == 3:
+        SLAB.shrink_drain_shared(k, s, nid, cpu)
+    else:
+        SLAB.shrink_free_node(k, s, nid, cpu)
+    nid += 1
+    if nid >= nodes:
+        if phase == 4:
+            return _finish(k, t)
+        nid = 0
+        k.task[t, S.TASK_PHASE] = phase + 1
+    k.task[t, S.TASK_ITER] = nid
+    return STEP_NEXT
+
+
+@njit(cache=True)
+def _reap_step(k, t, cpu):
+    """cache_reap(): one cache per phase (it cond_resched()s between caches)."""
+    s = k.task[t, S.TASK_ITER]
+    caches = k.kmem_cache.shape[0]
+    while s < caches and (k.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE or
+                          k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] != S.ALLOCATOR_SLAB):
+        s += 1
+    if s >= caches:
+        return _finish(k, t)
+    SLAB.cache_reap_one(k, s, cpu)
+    k.task[t, S.TASK_ITER] = s + 1
+    return STEP_NEXT
 
 
 @njit(cache=True)
@@ -281,6 +368,9 @@ def _free_step(k, t, op, phase, cpu):
         if not check_free(k, s, pfn, obj, cpu, t, op):
             return _finish(k, t)
         kasan_slab_free(k, s, obj)  # slab_free_hook()
+        if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
+            SLAB.__cache_free(k, s, obj, pfn, cpu)  # kfree() runs with irqs off
+            return _finish(k, t)
         if slab_free_fast(k, s, pfn, obj, cpu):
             return _finish(k, t)
         k.task[t, S.TASK_PHASE] = 1

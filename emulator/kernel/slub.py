@@ -344,7 +344,7 @@ def get_partial_node(k, s, gen, nid, cpu):
         else:
             put_cpu_partial(k, s, gen, pfn, False, cpu)
             stat(k, c, S.CPU_PARTIAL_NODE)
-        if not has_cpu_partial(k, s) or available > k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL] // 2:
+        if not has_cpu_partial(k, s) or available > k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL_OBJECTS] // 2:
             break
         pfn = nxt
     spin_unlock(k.lock, lock)
@@ -606,7 +606,7 @@ def put_cpu_partial(k, s, gen, pfn, drain, cpu):
     if old != 0:
         pobjects = k.page[old, S.PAGE_POBJECTS]
         pages = k.page[old, S.PAGE_PAGES]
-        if drain and pobjects > k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL]:
+        if drain and pobjects > k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL_OBJECTS]:
             unfreeze_partials(k, s, gen, cpu)
             old = 0
             pobjects = 0

@@ -30,6 +30,7 @@ from __future__ import annotations
 import platform
 
 import llvmlite.binding as llvm
+from numba import config as numba_config
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -221,3 +222,51 @@ def monotonic_ns(typingctx):
         return builder.add(builder.mul(sec, ir.Constant(_I64, 1_000_000_000)), nsec)
 
     return sig, codegen
+
+
+# -- the pure-Python baseline -------------------------------------------------------------
+# With NUMBA_DISABLE_JIT=1 (tools/bench/fastpath.py's baseline) intrinsics cannot run, so
+# these plain functions stand in.  They are NOT atomic across processes: that mode is
+# single-process only.
+if numba_config.DISABLE_JIT:  # pragma: no cover - exercised by the benchmark baseline
+    import time as _time
+
+    def cmpxchg(arr, idx, old, new):  # noqa: F811
+        cur = int(arr[idx])
+        if cur == old:
+            arr[idx] = new
+        return cur
+
+    def _py_rmw(fn):
+        def rmw(arr, idx, val):
+            cur = int(arr[idx])
+            arr[idx] = fn(cur, val)
+            return cur
+        return rmw
+
+    fetch_add = _py_rmw(lambda a, b: a + b)  # noqa: F811
+    fetch_or = _py_rmw(lambda a, b: a | b)  # noqa: F811
+    fetch_and = _py_rmw(lambda a, b: a & b)  # noqa: F811
+    xchg = _py_rmw(lambda a, b: b)  # noqa: F811
+
+    def load_acquire(arr, idx):  # noqa: F811
+        return int(arr[idx])
+
+    load_relaxed = load_acquire  # noqa: F811
+
+    def store_release(arr, idx, val):  # noqa: F811
+        arr[idx] = val
+
+    store_relaxed = store_release  # noqa: F811
+
+    def fence():  # noqa: F811
+        pass
+
+    def cpu_relax():  # noqa: F811
+        pass
+
+    def sched_yield():  # noqa: F811
+        return 0
+
+    def monotonic_ns():  # noqa: F811
+        return _time.monotonic_ns()

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import numpy as np
+from types import SimpleNamespace
+
+from numba import config as numba_config
 from numba import njit, types
 from numba.experimental import structref
 
@@ -177,7 +180,9 @@ STRUCTS: dict[str, Struct] = {
                 "min_order",  # SLUB: oo_order(s->min)
                 "min_objects",  # SLUB: oo_objects(s->min)
                 "min_partial",
-                "cpu_partial",  # SLUB: free objects kept on a CPU partial list
+                "cpu_partial_objects",  # SLUB: s->cpu_partial, the free objects a CPU
+                #                         partial list may hold (KMEM_CACHE_CPU_PARTIAL
+                #                         is kmem_cache_cpu's `partial`)
                 "remote_node_defrag_ratio",
                 "refcount",  # kmem_cache_create aliases
                 "colour",  # SLAB
@@ -185,6 +190,7 @@ STRUCTS: dict[str, Struct] = {
                 "off_slab",  # SLAB: freelist index array kept off the slab page
                 "freelist_size",  # SLAB
                 "freelist_cache",  # SLAB: kmalloc cache of an off-slab freelist, or -1
+                "freelist_idx_size",  # SLAB: bytes per freelist_idx_t (1 or 2)
                 "limit",  # SLAB tunables
                 "batchcount",
                 "shared",
@@ -312,9 +318,14 @@ def _generate_constants() -> dict[str, int]:
     out: dict[str, int] = {}
     for s in STRUCTS.values():
         prefix = s.name.upper()
-        for i, f in enumerate(s.fields):
-            out[f"{prefix}_{f.upper().rstrip('_')}"] = i
-        out[f"{prefix}_NR_FIELDS"] = s.nr_fields
+        names = [f"{prefix}_{f.upper().rstrip('_')}" for f in s.fields]
+        names.append(f"{prefix}_NR_FIELDS")
+        for i, name in enumerate(names):
+            # One struct's name can prefix another's (kmem_cache, kmem_cache_cpu): two
+            # fields must never generate the same constant.
+            if name in out:
+                raise ValueError(f"struct field constant {name} is generated twice")
+            out[name] = i if i < s.nr_fields else s.nr_fields
     return out
 
 
@@ -403,6 +414,8 @@ class Mem(structref.StructRefProxy):
 
     @classmethod
     def of(cls, views: dict) -> "Mem":
+        if numba_config.DISABLE_JIT:  # the pure-Python baseline: a plain namespace
+            return SimpleNamespace(**{name: views[name] for name in MEM_TABLES})
         mem = _new_mem(*(views[name] for name in MEM_TABLES))
         mem._views = {name: views[name] for name in MEM_TABLES}
         return mem

@@ -7,85 +7,19 @@ import random
 import numpy as np
 import pytest
 
-from emulator.kernel.boot import Kernel
 from emulator.kernel.check import check_kernel
-from emulator.kernel.geometry import kmalloc_slab
 from emulator.kernel.ops import OP_ALLOC, OP_CACHE_FREE, OP_FREE, OP_KMALLOC, OP_SHRINK
 from emulator.machine import structs as S
-from emulator.run.deterministic import RUN_OK, Sched, run
+from emulator.run.deterministic import Sched, run
 
-from ..conftest import small_topology
-from .slab_oracle import SlabOracle
-
-NR_CPUS = 4  # two nodes of two CPUs
-
-
-def _kernel(**kw):
-    topo = small_topology(node_mib=(16, 16), cpus_per_node=2)
-    K = Kernel(topo, "slub", **kw)
-    K.kmem_cache_create("test-200", 200)
-    return K
+from .slab_harness import make_kernel, random_script, run_checked, slub_stats
 
 
 @pytest.fixture
 def kern():
-    K = _kernel()
+    K = make_kernel("slub")
     yield K
     K.close()
-
-
-def _kmalloc_cache_of(K):
-    def f(size):
-        name = kmalloc_slab(size, K.mp, "slub")
-        return K.cache(name) if name else -1
-    return f
-
-
-def random_script(K, rng: random.Random, n_ops: int, remote: float = 0.5, shrink: float = 0.01,
-                  sizes=(8, 24, 100, 200, 512, 700, 3000, 20000)):
-    """A script with allocations, local and remote frees and a few shrinks."""
-    caches = [K.cache("kmalloc-64"), K.cache("kmalloc-512"), K.cache("test-200")]
-    rows, live, slot = [], [], 0
-    for _ in range(n_ops):
-        cpu = rng.randrange(NR_CPUS)
-        r = rng.random()
-        if r < shrink:
-            rows.append([cpu, OP_SHRINK, rng.choice(caches), -1, -1, 0])
-        elif r < 0.55 or not live:
-            if rng.random() < 0.5:
-                rows.append([cpu, OP_ALLOC, rng.choice(caches), rng.choice([-1, -1, 0, 1]), slot, 0])
-            else:
-                rows.append([cpu, OP_KMALLOC, rng.choice(sizes), -1, slot, 0])
-            live.append((slot, cpu))
-            slot += 1
-        else:
-            s, owner = live.pop(rng.randrange(len(live)))
-            if rng.random() >= remote:
-                cpu = owner
-            rows.append([cpu, OP_FREE, -1, -1, s, 0])
-    for s, owner in live:  # free everything at the end, from anywhere
-        rows.append([rng.randrange(NR_CPUS), OP_FREE, -1, -1, s, 0])
-    return np.array(rows, np.int64), slot
-
-
-def run_checked(K, script, nslots, seed, check_every=1):
-    sched = Sched.new(script, K.nr_cpus, nslots, seed)
-    oracle = SlabOracle(K, _kmalloc_cache_of(K))
-    mem = K.mem
-    step = 0
-    while not sched.finished():
-        assert run(mem, sched, budget=1) == RUN_OK
-        for row in np.flatnonzero(sched.done_at == step):
-            r = script[row]
-            addr = sched.slots[r[4], 0] if r[4] >= 0 else r[5]
-            oracle.apply(r, sched.results[row], addr)
-        assert oracle.errors == [], oracle.errors[:3]
-        if step % check_every == 0:
-            bad = check_kernel(mem, K.nr_cpus, K.nr_nodes, live=oracle.live)
-            assert bad == [], f"step {step}: {bad[:5]}"
-        step += 1
-    assert oracle.reports() == oracle.expected_reports
-    return sched, oracle
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -95,12 +29,6 @@ def test_random_ops_match_oracle_and_invariants(kern, seed):
     assert oracle.live == {}
     st = slub_stats(kern, "kmalloc-512")
     assert st["ALLOC_FASTPATH"] > 0 and st["FREE_SLOWPATH"] > 0
-
-
-def slub_stats(K, name):
-    s = K.cache(name)
-    rows = K.mem.kmem_cache_cpu[s * K.nr_cpus:(s + 1) * K.nr_cpus]
-    return {n: int(rows[:, S.CPU_STAT + i].sum()) for i, n in enumerate(S.SLUB_STAT_ITEMS)}
 
 
 def test_fast_paths_counted_exactly(kern):
@@ -139,12 +67,12 @@ def test_shrink_empties_every_empty_slab(kern):
     n = 400
     rows = [[i % 4, OP_ALLOC, s, -1, i, 0] for i in range(n)]
     rows += [[(i + 1) % 4, OP_FREE, -1, -1, i, 0] for i in range(n) if i % 50]  # keep 8
-    run_checked(kern, np.array(rows), n, 5, check_every=25)
+    _, oracle = run_checked(kern, np.array(rows), n, 5, check_every=25)
     mem = kern.mem
     frozen = np.flatnonzero((mem.page[:, S.PAGE_SLAB_CACHE] == s) & ((mem.page[:, S.PAGE_FREELIST] & S.SLUB_FC_FROZEN) != 0))
     assert len(frozen) > 8  # empty slabs wait on cpu partial lists
     # the shrink runs after every free has completed (a script orders only one CPU's rows)
-    run_checked(kern, np.array([[2, OP_SHRINK, s, -1, -1, 0]]), 1, 5)
+    run_checked(kern, np.array([[2, OP_SHRINK, s, -1, -1, 0]]), 1, 5, oracle=oracle)
     # after flush_all every slab went back to its node; shrink dropped all empty ones
     for cpu in range(4):
         c = s * 4 + cpu
@@ -162,7 +90,7 @@ def test_shrink_without_its_array():
     from emulator.kernel.ops import ENOMEM
     from emulator.kernel.page_alloc import set_fail_injection
     for tolerate, result, left in ((0, -ENOMEM, True), (1, 0, False)):
-        K = _kernel()
+        K = make_kernel()
         try:
             mem = K.mem
             mem.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] = tolerate
@@ -192,7 +120,7 @@ def test_double_and_invalid_free_are_reported_not_corrupting(kern):
     sched, oracle = run_checked(kern, np.array(rows), 3, 0)
     # the middle of an object: invalid free
     addr = int(sched.slots[2, 0]) + 8
-    sched2, oracle2 = run_checked(kern, np.array([[3, OP_FREE, -1, -1, -1, addr]]), 1, 0)
+    run_checked(kern, np.array([[3, OP_FREE, -1, -1, -1, addr]]), 1, 0, oracle=oracle)
     bugs = [int(kern.mem.kasan_report[1 + i, S.KASAN_REPORT_BUG]) for i in range(int(kern.mem.kasan_report[0, 0]))]
     assert sorted(bugs) == sorted([S.BUG_DOUBLE_FREE, S.BUG_INVALID_FREE, S.BUG_INVALID_FREE])
     assert bugs[-1] == S.BUG_INVALID_FREE
@@ -208,7 +136,7 @@ def test_kmem_cache_free_of_a_foreign_object(kern):
 
 def test_same_seed_same_run_and_replay():
     def once(seed, replay_schedule=None):
-        K = _kernel()
+        K = make_kernel()
         try:
             script, nslots = random_script(K, random.Random(9), 400)
             sched = Sched.new(script, K.nr_cpus, nslots, seed)
@@ -231,7 +159,7 @@ def test_same_seed_same_run_and_replay():
 
 
 def test_track_full_slabs_keeps_full_slabs_listed():
-    K = _kernel(track_full_slabs=True)
+    K = make_kernel(track_full_slabs=True)
     try:
         script, nslots = random_script(K, random.Random(4), 500)
         run_checked(K, script, nslots, 4, check_every=3)
