@@ -203,14 +203,20 @@ def alloc_mgmt_obj(k, fc, nid, cpu):
             kasan_kmalloc(k, fc, obj, k.kmem_cache[fc, S.KMEM_CACHE_OBJECT_SIZE])
             return obj
         spin_unlock(k.lock, lock)
-        if not _grow(k, fc, nid, cpu, True, 0):
+        # The freelist cache is on-slab (off-slab caches hold objects of at least
+        # PAGE_SIZE/32 bytes, their freelists are smaller): no recursion.
+        offset = _next_colour(k, fc, nid, cpu)
+        pfn = _getpages(k, fc, nid, cpu, True)
+        if pfn == 0:
             return 0
+        addr = pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]
+        _init_slab(k, fc, pfn, addr + offset, offset + k.kmem_cache[fc, S.KMEM_CACHE_FREELIST_SIZE], cpu)
     return 0
 
 
 @njit(cache=True)
-def _grow(k, s, nid, cpu, thisnode, given):
-    """cache_grow(): a new slab on node nid (or the `given` pfn) onto slabs_free."""
+def _next_colour(k, s, nid, cpu):
+    """cache_grow()'s colouring: this slab's colour offset, and advance colour_next."""
     n = node_row(k, s, nid)
     lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
     spin_lock(k.lock, lock, cpu)
@@ -220,34 +226,32 @@ def _grow(k, s, nid, cpu, thisnode, given):
         nxt = 0
     k.kmem_cache_node[n, S.KMEM_CACHE_NODE_COLOUR_NEXT] = nxt
     spin_unlock(k.lock, lock)
-    offset = colour * k.kmem_cache[s, S.KMEM_CACHE_COLOUR_OFF]
+    return colour * k.kmem_cache[s, S.KMEM_CACHE_COLOUR_OFF]
+
+
+@njit(cache=True)
+def _getpages(k, s, nid, cpu, thisnode):
+    """kmem_getpages(): the slab's pages on node nid (0 on failure)."""
     order = k.kmem_cache[s, S.KMEM_CACHE_ORDER]
-    pfn = given
-    if pfn == 0:  # kmem_getpages()
-        gfp = __GFP_COMP if order > 0 else 0
-        if thisnode:
-            gfp |= __GFP_THISNODE
-        pfn = alloc_pages_node(k, nid, order, gfp, cpu)
-        if pfn < 0:
-            return False
+    gfp = __GFP_COMP if order > 0 else 0
+    if thisnode:
+        gfp |= __GFP_THISNODE
+    pfn = alloc_pages_node(k, nid, order, gfp, cpu)
+    return pfn if pfn > 0 else 0
+
+
+@njit(cache=True)
+def _init_slab(k, s, pfn, fl, s_mem, cpu):
+    """slab_map_pages() + cache_init_objs(), then the slab joins slabs_free."""
     shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
     addr = pfn << shift
     num = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
-    # alloc_slabmgmt()
-    if k.kmem_cache[s, S.KMEM_CACHE_OFF_SLAB] != 0:
-        fl = alloc_mgmt_obj(k, k.kmem_cache[s, S.KMEM_CACHE_FREELIST_CACHE], nid, cpu)
-        if fl == 0:
-            __free_pages(k, pfn, order, cpu)
-            return False
-    else:
-        fl = addr + offset
-        offset += k.kmem_cache[s, S.KMEM_CACHE_FREELIST_SIZE]
-    # slab_map_pages() + cache_init_objs()
+    order = k.kmem_cache[s, S.KMEM_CACHE_ORDER]
     k.page[pfn, S.PAGE_SLAB_CACHE] = s
     k.page[pfn, S.PAGE_FLAGS] |= S.PG_SLAB
     k.page[pfn, S.PAGE_FREELIST] = fl
     k.page[pfn, S.PAGE_COUNTERS] = 0
-    k.page[pfn, S.PAGE_S_MEM] = offset
+    k.page[pfn, S.PAGE_S_MEM] = s_mem
     k.page[pfn, S.PAGE_LRU_NEXT] = 0
     k.page[pfn, S.PAGE_LRU_PREV] = 0
     for i in range(num):
@@ -256,9 +260,8 @@ def _grow(k, s, nid, cpu, thisnode, given):
         size = k.kmem_cache[s, S.KMEM_CACHE_SIZE]
         end = addr + ((1 << order) << shift)
         kasan_poison_shadow(k.shadow, addr, end - addr, KASAN_SLAB_PADDING)
-        kasan_poison_shadow(k.shadow, addr + offset, num * size, KASAN_KMALLOC_FREE)
-    nid = k.page[pfn, S.PAGE_NODE]
-    n = node_row(k, s, nid)
+        kasan_poison_shadow(k.shadow, addr + s_mem, num * size, KASAN_KMALLOC_FREE)
+    n = node_row(k, s, k.page[pfn, S.PAGE_NODE])
     lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
     spin_lock(k.lock, lock, cpu)
     _list_add(k, n, L_FREE, pfn, True)
@@ -267,6 +270,27 @@ def _grow(k, s, nid, cpu, thisnode, given):
     k.kmem_cache_node[n, S.KMEM_CACHE_NODE_TOTAL_OBJECTS] += num
     spin_unlock(k.lock, lock)
     stat(k, s, cpu, S.STAT_GROWN)
+
+
+@njit(cache=True)
+def _grow(k, s, nid, cpu, thisnode, given):
+    """cache_grow(): a new slab on node nid (or on the `given` pages) onto slabs_free."""
+    offset = _next_colour(k, s, nid, cpu)
+    pfn = given
+    if pfn == 0:
+        pfn = _getpages(k, s, nid, cpu, thisnode)
+        if pfn == 0:
+            return False
+    addr = pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]
+    # alloc_slabmgmt()
+    if k.kmem_cache[s, S.KMEM_CACHE_OFF_SLAB] != 0:
+        fl = alloc_mgmt_obj(k, k.kmem_cache[s, S.KMEM_CACHE_FREELIST_CACHE], k.page[pfn, S.PAGE_NODE], cpu)
+        if fl == 0:
+            __free_pages(k, pfn, k.kmem_cache[s, S.KMEM_CACHE_ORDER], cpu)
+            return False
+        _init_slab(k, s, pfn, fl, offset, cpu)
+    else:
+        _init_slab(k, s, pfn, addr + offset, offset + k.kmem_cache[s, S.KMEM_CACHE_FREELIST_SIZE], cpu)
     return True
 
 
@@ -419,9 +443,9 @@ def ____cache_alloc(k, s, cpu):
 
 
 @njit(cache=True)
-def ____cache_alloc_node(k, s, nid, cpu, thisnode):
-    """____cache_alloc_node(): one object from node nid's lists (fallback_alloc unless
-    thisnode)."""
+def _alloc_from_node(k, s, nid, cpu):
+    """____cache_alloc_node()'s retry loop: node nid's lists, growing the cache on that
+    node (GFP_THISNODE) while it can; 0 when the node has nothing."""
     n = node_row(k, s, nid)
     lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
     while True:
@@ -439,11 +463,19 @@ def ____cache_alloc_node(k, s, nid, cpu, thisnode):
             spin_unlock(k.lock, lock)
             return obj
         spin_unlock(k.lock, lock)
-        if k.zone[nid, S.ZONE_SPANNED_PAGES] > 0 and _grow(k, s, nid, cpu, True, 0):
-            continue  # retry
-        if thisnode:
+        if k.zone[nid, S.ZONE_SPANNED_PAGES] == 0 or not _grow(k, s, nid, cpu, True, 0):
             return 0
-        return fallback_alloc(k, s, cpu)
+
+
+@njit(cache=True)
+def ____cache_alloc_node(k, s, nid, cpu, thisnode):
+    """____cache_alloc_node(): one object from node nid, else (unless __GFP_THISNODE)
+    fallback_alloc().  (fallback_alloc calls back into the node loop, not into this
+    function: numba's cache cannot hold mutually recursive functions.)"""
+    obj = _alloc_from_node(k, s, nid, cpu)
+    if obj != 0 or thisnode:
+        return obj
+    return fallback_alloc(k, s, cpu)
 
 
 @njit(cache=True)
@@ -454,7 +486,7 @@ def fallback_alloc(k, s, cpu):
         nid = k.zonelist[me, i]
         n = node_row(k, s, nid)
         if k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] > 0:
-            obj = ____cache_alloc_node(k, s, nid, cpu, True)
+            obj = _alloc_from_node(k, s, nid, cpu)
             if obj != 0:
                 return obj
     order = k.kmem_cache[s, S.KMEM_CACHE_ORDER]
@@ -464,7 +496,7 @@ def fallback_alloc(k, s, cpu):
     nid = k.page[pfn, S.PAGE_NODE]
     if not _grow(k, s, nid, cpu, True, pfn):
         return 0
-    return ____cache_alloc_node(k, s, nid, cpu, True)
+    return _alloc_from_node(k, s, nid, cpu)
 
 
 @njit(cache=True)
