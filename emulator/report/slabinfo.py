@@ -37,7 +37,7 @@ from ..kernel.geometry import MachineParams, SlabGeometry, SlubGeometry, boot_ge
 
 __all__ = ["SlabinfoRow", "ROW_KEYS", "VERSION_LINE", "HEADER_LINE", "DEAD_MARKER",
            "format_row", "format_slabinfo", "parse_slabinfo", "fold_memcg_children",
-           "boot_slabinfo_rows", "split_memcg_name"]
+           "boot_slabinfo_rows", "kernel_slabinfo_rows", "split_memcg_name"]
 
 VERSION_LINE = "slabinfo - version: 2.1"
 HEADER_LINE = ("# name            <active_objs> <num_objs> <objsize> <objperslab> "
@@ -232,4 +232,61 @@ def boot_slabinfo_rows(allocator: str, topology: Any, with_geometry: bool = Fals
         if with_geometry:
             row["geometry"] = geom.to_dict()
         rows.append(row)
+    return rows
+
+
+def kernel_slabinfo_rows(kernel) -> list[dict[str, Any]]:
+    """The live caches of a booted emulated kernel as slabinfo rows, newest first.
+
+    The counts are what get_slabinfo() computes in 3.16:
+      SLUB: num_slabs = active_slabs = sum of nr_slabs, num_objs = total_objects, and
+            active_objs = num_objs - the free objects of slabs on the node partial lists
+            (count_partial): free objects of CPU slabs count as active, as in the kernel;
+      SLAB: active_objs = objects in use on full and partial slabs, num_objs = num_slabs
+            * num, active_slabs = full + partial slabs, sharedavail = objects waiting in
+            the shared arrays.
+    """
+    from ..machine import structs as S  # the report layer reads the kernel's tables
+
+    mem = kernel.mem
+    nodes = kernel.nr_nodes
+    rows = []
+    for info in reversed(kernel.caches):
+        s = info.row
+        if mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
+            continue
+        geom = info.geometry
+        nrow = mem.kmem_cache_node[s * nodes:(s + 1) * nodes]
+        num_slabs = int(nrow[:, S.KMEM_CACHE_NODE_NR_SLABS].sum())
+        if isinstance(geom, SlubGeometry):
+            num_objs = int(nrow[:, S.KMEM_CACHE_NODE_TOTAL_OBJECTS].sum())
+            free = 0
+            for n in range(nodes):
+                p = int(nrow[n, S.KMEM_CACHE_NODE_PARTIAL_HEAD])
+                while p:
+                    w = int(mem.page[p, S.PAGE_FREELIST])
+                    objects = (w >> S.SLUB_FC_OBJECTS_SHIFT) & S.MAX_OBJS_PER_PAGE
+                    inuse = (w >> S.SLUB_FC_INUSE_SHIFT) & 0xFFFF
+                    free += objects - inuse
+                    p = int(mem.page[p, S.PAGE_LRU_NEXT])
+            row = SlabinfoRow.from_geometry(geom, active_objs=num_objs - free, num_objs=num_objs,
+                                            active_slabs=num_slabs, num_slabs=num_slabs)
+        else:
+            num = geom.num
+            full = int(nrow[:, S.KMEM_CACHE_NODE_NR_FULL].sum())
+            partial_active = 0
+            shared = 0
+            for n in range(nodes):
+                p = int(nrow[n, S.KMEM_CACHE_NODE_PARTIAL_HEAD])
+                while p:
+                    partial_active += int(mem.page[p, S.PAGE_COUNTERS])
+                    p = int(mem.page[p, S.PAGE_LRU_NEXT])
+                sh = int(nrow[n, S.KMEM_CACHE_NODE_SHARED])
+                if sh >= 0:
+                    shared += int(mem.array_cache[sh, S.ARRAY_CACHE_AVAIL])
+            active_slabs = full + int(nrow[:, S.KMEM_CACHE_NODE_NR_PARTIAL].sum())
+            row = SlabinfoRow.from_geometry(geom, active_objs=full * num + partial_active,
+                                            num_objs=num_slabs * num, active_slabs=active_slabs,
+                                            num_slabs=num_slabs, sharedavail=shared)
+        rows.append(row.to_dict())
     return rows
