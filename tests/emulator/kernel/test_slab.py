@@ -121,3 +121,15 @@ def test_deterministic_replay(kern):
         assert (K2.mem.page == kern.mem.page).all()
     finally:
         K2.close()
+
+
+def test_double_and_invalid_free_are_reported_not_corrupting(kern):
+    s = kern.cache("kmalloc-64")
+    rows = [[0, OP_ALLOC, s, -1, 0, 0], [0, OP_ALLOC, s, -1, 1, 0],
+            [1, OP_FREE, -1, -1, 0, 0], [1, OP_FREE, -1, -1, 0, 0],  # double free
+            [2, OP_FREE, -1, -1, -1, 0x1234567]]  # a pointer into no slab
+    sched, oracle = run_checked(kern, np.array(rows), 2, 0)
+    addr = int(sched.slots[1, 0]) + 8  # inside a live object: invalid free
+    run_checked(kern, np.array([[3, OP_FREE, -1, -1, -1, addr]]), 1, 0, oracle=oracle)
+    bugs = [int(kern.mem.kasan_report[1 + i, S.KASAN_REPORT_BUG]) for i in range(int(kern.mem.kasan_report[0, 0]))]
+    assert sorted(bugs) == sorted([S.BUG_DOUBLE_FREE, S.BUG_INVALID_FREE, S.BUG_INVALID_FREE])
