@@ -45,6 +45,33 @@ def _fc(w: int) -> tuple[int, int, int, bool]:
             (w >> S.SLUB_FC_OBJECTS_SHIFT) & S.MAX_OBJS_PER_PAGE, bool(w & S.SLUB_FC_FROZEN))
 
 
+def walk_node_list(mem, n: int, nid: int, head_f: int, cnt_f: int, label: str,
+                   slabs: set[int], name: str, bad: list[str]) -> list[int]:
+    """The slabs on one node list, head first, checking what every list must satisfy:
+    each entry is a slab of the cache on node nid, prev links match, no loop, and the
+    count field equals the length."""
+    out: list[int] = []
+    p = int(mem.kmem_cache_node[n, head_f])
+    prev = 0
+    while p:
+        if p not in slabs:
+            bad.append(f"{name}: node {nid} {label} list holds {p}, not a slab of the cache")
+            break
+        if int(mem.page[p, S.PAGE_LRU_PREV]) != prev:
+            bad.append(f"{name}: node {nid} {label} list: bad prev link at {p}")
+        if int(mem.page[p, S.PAGE_NODE]) != nid:
+            bad.append(f"{name}: slab {p} of node {mem.page[p, S.PAGE_NODE]} on node {nid}'s {label} list")
+        out.append(p)
+        if len(out) > len(slabs):
+            bad.append(f"{name}: node {nid} {label} list loops")
+            break
+        prev = p
+        p = int(mem.page[p, S.PAGE_LRU_NEXT])
+    if len(out) != int(mem.kmem_cache_node[n, cnt_f]):
+        bad.append(f"{name}: node {nid} {label} count {mem.kmem_cache_node[n, cnt_f]} != {len(out)} listed")
+    return out
+
+
 def in_flight(mem) -> tuple[set[int], set[int]]:
     """(objects, slab pages) held by ops between two phases, and kernel-internal objects
     (SLUB shrink's array, SLAB's off-slab freelists) that no oracle knows of."""
@@ -142,26 +169,8 @@ def check_slub_cache(mem, s: int, nr_cpus: int, nr_nodes: int, transit_objs: set
         for head_f, cnt_f, label in (
                 (S.KMEM_CACHE_NODE_PARTIAL_HEAD, S.KMEM_CACHE_NODE_NR_PARTIAL, "partial"),
                 (S.KMEM_CACHE_NODE_FULL_HEAD, S.KMEM_CACHE_NODE_NR_FULL, "full")):
-            p = int(mem.kmem_cache_node[n, head_f])
-            prev = 0
-            count = 0
-            while p:
-                if p not in where:
-                    bad.append(f"{name}: node {nid} {label} list holds {p}, not a slab of the cache")
-                    break
+            for p in walk_node_list(mem, n, nid, head_f, cnt_f, label, set(where), name, bad):
                 where[p].append(f"node {nid} {label}")
-                if int(page[p, S.PAGE_LRU_PREV]) != prev:
-                    bad.append(f"{name}: node {nid} {label} list: bad prev link at {p}")
-                if int(page[p, S.PAGE_NODE]) != nid:
-                    bad.append(f"{name}: slab {p} of node {page[p, S.PAGE_NODE]} on node {nid}'s {label} list")
-                count += 1
-                if count > len(slabs):
-                    bad.append(f"{name}: node {nid} {label} list loops")
-                    break
-                prev = p
-                p = int(page[p, S.PAGE_LRU_NEXT])
-            if count != int(mem.kmem_cache_node[n, cnt_f]):
-                bad.append(f"{name}: node {nid} nr_{label} {mem.kmem_cache_node[n, cnt_f]} != {count} listed")
         nr = sum(1 for p in slabs if int(page[p, S.PAGE_NODE]) == nid)
         tot = sum(objects_of(p) for p in slabs if int(page[p, S.PAGE_NODE]) == nid)
         if nr != int(mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_SLABS]):
@@ -255,26 +264,12 @@ def check_slab_cache(mem, s: int, nr_cpus: int, nr_nodes: int,
         for head_f, cnt_f, label in ((S.KMEM_CACHE_NODE_PARTIAL_HEAD, S.KMEM_CACHE_NODE_NR_PARTIAL, "partial"),
                                      (S.KMEM_CACHE_NODE_FULL_HEAD, S.KMEM_CACHE_NODE_NR_FULL, "full"),
                                      (S.KMEM_CACHE_NODE_FREE_HEAD, S.KMEM_CACHE_NODE_NR_FREE, "free")):
-            count = 0
-            p = int(mem.kmem_cache_node[n, head_f])
-            while p:
-                if p not in where:
-                    bad.append(f"{name}: node {nid} slabs_{label} holds {p}, not a slab of the cache")
-                    break
+            for p in walk_node_list(mem, n, nid, head_f, cnt_f, f"slabs_{label}", set(where), name, bad):
                 where[p].append(label)
                 active = int(page[p, S.PAGE_COUNTERS])
                 want = "free" if active == 0 else "full" if active == num else "partial"
                 if want != label:
                     bad.append(f"{name}: slab {p} with active {active} on slabs_{label}")
-                if int(page[p, S.PAGE_NODE]) != nid:
-                    bad.append(f"{name}: slab {p} of node {page[p, S.PAGE_NODE]} on node {nid}")
-                count += 1
-                if count > len(slabs):
-                    bad.append(f"{name}: node {nid} slabs_{label} loops")
-                    break
-                p = int(page[p, S.PAGE_LRU_NEXT])
-            if count != int(mem.kmem_cache_node[n, cnt_f]):
-                bad.append(f"{name}: node {nid} nr_{label} {mem.kmem_cache_node[n, cnt_f]} != {count}")
         on_node = [p for p in slabs if int(page[p, S.PAGE_NODE]) == nid]
         free = sum(num - int(page[p, S.PAGE_COUNTERS]) for p in on_node)
         if free != int(mem.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS]):

@@ -225,30 +225,18 @@ def handle_ipis(k, cpu):
 
 
 @njit(cache=True)
-def drain_cpu_caches(k, s, gen, cpu):
-    """SLAB's on_each_cpu(do_drain): IPI every other CPU, drain our own at once.
-
-    Returns the ipi_acks value the caller must wait for."""
+def on_each_cpu_cond(k, s, gen, cpu, kind):
+    """on_each_cpu_cond(cond, func, s, wait=1): IPI every other CPU for which the
+    condition holds (SLUB: has_cpu_slab; SLAB's on_each_cpu: all), then run the function
+    here at once.  Returns the ipi_acks value the caller must wait for."""
     target = k.cpu[cpu, S.CPU_IPI_ACKS]
     for other in range(k.machine[0, S.MACHINE_NR_CPUS]):
-        if other != cpu:
-            send_ipi(k, other, IPI_DRAIN, s, gen, cpu)
+        if other != cpu and (kind == IPI_DRAIN or has_cpu_slab(k, s, other)):
+            send_ipi(k, other, kind, s, gen, cpu)
             target += 1
-    SLAB.do_drain(k, s, cpu)
-    return target
-
-
-@njit(cache=True)
-def flush_all(k, s, gen, cpu):
-    """flush_all(s): IPI every other CPU with a cpu slab, flush our own at once.
-
-    Returns the ipi_acks value the caller must wait for."""
-    target = k.cpu[cpu, S.CPU_IPI_ACKS]
-    for other in range(k.machine[0, S.MACHINE_NR_CPUS]):
-        if other != cpu and has_cpu_slab(k, s, other):
-            send_ipi(k, other, IPI_FLUSH_CPU_SLAB, s, gen, cpu)
-            target += 1
-    if has_cpu_slab(k, s, cpu):
+    if kind == IPI_DRAIN:
+        SLAB.do_drain(k, s, cpu)
+    elif has_cpu_slab(k, s, cpu):
         __flush_cpu_slab(k, s, gen, cpu)
     return target
 
@@ -303,7 +291,7 @@ def _slab_shrink_step(k, t, op, phase, cpu, s, gen):
     if not cache_touch(k, s, gen, cpu, t, op, phase):
         return _finish(k, t)
     if phase == 0:
-        k.task[t, S.TASK_ITER] = drain_cpu_caches(k, s, gen, cpu)
+        k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_DRAIN)  # drain_cpu_caches
         k.task[t, S.TASK_PHASE] = 1
         return STEP_NEXT
     nodes = k.machine[0, S.MACHINE_NR_NODES]
@@ -417,7 +405,7 @@ def _shrink_step(k, t, op, phase, cpu, s, gen):
             k.task[t, S.TASK_RESULT] = -ENOMEM
             return _finish(k, t)
         k.task[t, S.TASK_AUX] = arr
-        k.task[t, S.TASK_ITER] = flush_all(k, s, gen, cpu)
+        k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_FLUSH_CPU_SLAB)  # flush_all
         k.task[t, S.TASK_PHASE] = 1
         return STEP_NEXT
     # phase 2: one node per phase
