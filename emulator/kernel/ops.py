@@ -29,7 +29,7 @@ from numba import njit
 
 from ..machine import structs as S
 from ..machine.atomics import fetch_add, load_acquire
-from ..machine.inbox import inbox_recv, inbox_send
+from ..machine.inbox import inbox_pending, inbox_recv, inbox_send
 from ..machine.machine import NR_RINGS, RING_IPI
 from .kasan import KASAN_PAGE_REDZONE, kasan_poison_shadow, kasan_unpoison_shadow
 from .page_alloc import __GFP_COMP, __free_pages, alloc_pages_node
@@ -116,7 +116,7 @@ def phase_name(op: int, phase: int) -> str:
 
 
 # -- starting ops -------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def op_start(k, t, op, cache, node, size, obj):
     """Begin an op in task row t (the task must be idle)."""
     k.task[t, S.TASK_OP] = op
@@ -134,7 +134,7 @@ def op_start(k, t, op, cache, node, size, obj):
     k.task[t, S.TASK_OPS_STARTED] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _finish(k, t):
     k.task[t, S.TASK_OP] = OP_NONE
     k.task[t, S.TASK_OPS_DONE] += 1
@@ -163,7 +163,7 @@ def kmalloc_large_node(k, size, node, cpu):
     return addr
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def kmalloc_node(k, size, node, cpu):
     """kmalloc_node(): a kmalloc cache, or the page allocator beyond the largest one."""
     s = kmalloc_slab(k, size)
@@ -206,6 +206,8 @@ def send_ipi(k, target, kind, cache, gen, sender):
 def handle_ipis(k, cpu):
     """Run every pending IPI on `cpu` (interrupts enabled here); returns how many."""
     ring = cpu * NR_RINGS + RING_IPI
+    if inbox_pending(k.inbox, ring) == 0:  # the common case: no allocation, no work
+        return 0
     msg = np.empty(IPI_MSG_WORDS, np.int64)
     n = 0
     while inbox_recv(k.inbox, k.slots, ring, msg):
@@ -269,7 +271,7 @@ def op_step(k, t):
     return _finish(k, t)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def cache_alloc(k, s, gen, node, size, cpu):
     """kmem_cache_alloc_node() for either allocator."""
     if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
@@ -355,7 +357,8 @@ def _free_step(k, t, op, phase, cpu):
         k.task[t, S.TASK_PAGE] = pfn
         if not check_free(k, s, pfn, obj, cpu, t, op):
             return _finish(k, t)
-        kasan_slab_free(k, s, obj)  # slab_free_hook()
+        if k.machine[0, S.MACHINE_KASAN] != 0:
+            kasan_slab_free(k, s, obj)  # slab_free_hook()
         if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
             SLAB.__cache_free(k, s, obj, pfn, cpu)  # kfree() runs with irqs off
             return _finish(k, t)

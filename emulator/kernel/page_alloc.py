@@ -337,7 +337,7 @@ def virt_to_pfn(mem, addr):
     return addr >> mem.machine[0, MACHINE_PAGE_SHIFT]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def compound_head(mem, pfn):
     """compound_head(): the head frame of a tail page, else the frame itself."""
     if (mem.page[pfn, PAGE_FLAGS] & PG_TAIL) != 0:

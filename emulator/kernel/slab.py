@@ -64,7 +64,7 @@ L_FREE = 2
 
 
 # -- rows -------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ac_cpu(k, s, cpu):
     """Row of cpu_cache_get(cachep) for `cpu`."""
     return s * k.machine[0, S.MACHINE_NR_CPUS] + cpu
@@ -95,7 +95,7 @@ def node_row(k, s, nid):
     return s * k.machine[0, S.MACHINE_NR_NODES] + nid
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def stat(k, s, cpu, item):
     k.kmem_cache_cpu[s * k.machine[0, S.MACHINE_NR_CPUS] + cpu, S.CPU_SLAB_STAT + item] += 1
 
@@ -429,7 +429,7 @@ def cache_alloc_refill(k, s, cpu):
     return k.ac_entry[ac, avail]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ____cache_alloc(k, s, cpu):
     ac = ac_cpu(k, s, cpu)
     avail = k.array_cache[ac, S.ARRAY_CACHE_AVAIL]
@@ -499,7 +499,7 @@ def fallback_alloc(k, s, cpu):
     return _alloc_from_node(k, s, nid, cpu)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def slab_alloc_node(k, s, gen, node, size, cpu):
     """SLAB's slab_alloc_node()/slab_alloc() (irqs off): an object or 0."""
     me = k.cpu[cpu, S.CPU_MEM_NODE]

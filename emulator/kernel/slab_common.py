@@ -44,7 +44,7 @@ PTR_LARGE = 2  # a kmalloc_large compound page
 PTR_BAD = 3
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def kmalloc_index(k, size):
     """kmalloc_index()/size_index: the kmalloc index of a request, or -1 if too big."""
     if size <= 0:
@@ -61,7 +61,7 @@ def kmalloc_index(k, size):
     return fls
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def kmalloc_slab(k, size):
     """kmalloc_slab(): the kmalloc cache row for `size`, or -1 (kmalloc_large)."""
     idx = kmalloc_index(k, size)
@@ -97,7 +97,7 @@ def cache_alive(k, s, gen):
     return k.kmem_cache[s, S.KMEM_CACHE_GEN] == gen
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def cache_touch(k, s, gen, cpu, task, op, phase):
     """A touch of cache s by a task that took it at generation gen.
 
@@ -109,7 +109,7 @@ def cache_touch(k, s, gen, cpu, task, op, phase):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def classify_free(k, addr):
     """virt_to_head_page() and the page's kind: (PTR_*, head pfn)."""
     if addr <= ZERO_SIZE_PTR:
@@ -127,7 +127,7 @@ def classify_free(k, addr):
     return PTR_BAD, head
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def object_index(k, s, pfn, addr):
     """Index of the object at addr in slab pfn, or -1 if addr is no object boundary."""
     shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
@@ -141,7 +141,7 @@ def object_index(k, s, pfn, addr):
     return idx
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def slab_objects(k, s, pfn):
     """page->objects (SLUB: from the packed word) / cachep->num (SLAB)."""
     if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
@@ -169,7 +169,7 @@ def kasan_slab_free(k, s, obj):
     kasan_poison_shadow(k.shadow, obj, k.kmem_cache[s, S.KMEM_CACHE_SIZE], KASAN_KMALLOC_FREE)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def check_free(k, s, pfn, addr, cpu, task, op):
     """The checks before a slab object is freed.  True: go ahead and free."""
     if object_index(k, s, pfn, addr) < 0:

@@ -81,27 +81,27 @@ TF_COUNTED = 2
 
 
 # -- the packed word ------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fc_freelist(w):
     return w & S.SLUB_FC_FREELIST_MASK
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fc_inuse(w):
     return (w >> S.SLUB_FC_INUSE_SHIFT) & 0xFFFF
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fc_objects(w):
     return (w >> S.SLUB_FC_OBJECTS_SHIFT) & S.MAX_OBJS_PER_PAGE
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fc_frozen(w):
     return (w & S.SLUB_FC_FROZEN) != 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fc_make(fl, inuse, objects, frozen):
     w = fl | (inuse << S.SLUB_FC_INUSE_SHIFT) | (objects << S.SLUB_FC_OBJECTS_SHIFT)
     if frozen:
@@ -109,14 +109,14 @@ def fc_make(fl, inuse, objects, frozen):
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fl_to_addr(k, s, pfn, fl):
     if fl == 0:
         return 0
     return (pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]) + (fl - 1) * k.kmem_cache[s, S.KMEM_CACHE_SIZE]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def addr_to_fl(k, s, pfn, addr):
     if addr == 0:
         return 0
@@ -124,42 +124,42 @@ def addr_to_fl(k, s, pfn, addr):
     return (addr - base) // k.kmem_cache[s, S.KMEM_CACHE_SIZE] + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def get_freepointer(k, s, obj):
     return k.ram64[(obj + k.kmem_cache[s, S.KMEM_CACHE_OFFSET]) >> 3]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def set_freepointer(k, s, obj, fp):
     k.ram64[(obj + k.kmem_cache[s, S.KMEM_CACHE_OFFSET]) >> 3] = fp
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def cpu_row(k, s, cpu):
     return s * k.machine[0, S.MACHINE_NR_CPUS] + cpu
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def node_row(k, s, nid):
     return s * k.machine[0, S.MACHINE_NR_NODES] + nid
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def stat(k, c, item):
     k.kmem_cache_cpu[c, S.CPU_STAT + item] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def next_tid(k, tid):
     return tid + k.machine[0, S.MACHINE_TID_STEP]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def track_full(k):
     return k.config[S.CONFIG_TRACK_FULL_SLABS] != 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def has_cpu_partial(k, s):
     """kmem_cache_has_cpu_partial(): !kmem_cache_debug(s)."""
     return k.config[S.CONFIG_TRACK_FULL_SLABS] == 0
@@ -451,34 +451,32 @@ def __slab_alloc(k, s, gen, node, cpu):
     return freelist
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def slab_alloc_node(k, s, gen, node, size, cpu):
-    """slab_alloc_node(): the fast path, else __slab_alloc.  Returns the object or 0."""
-    c = cpu_row(k, s, cpu)
-    tid = k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID]
-    obj = k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_FREELIST]
-    page = k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PAGE]
-    if obj == 0 or not node_match(k, page, node):
-        obj = __slab_alloc(k, s, gen, node, cpu)
+    """slab_alloc_node(): the fast path, else __slab_alloc.  Returns the object or 0.
+
+    The fast path pops c->freelist.  In the kernel this_cpu_cmpxchg_double(freelist,
+    tid) retries when the task was preempted or interrupted between its reads and the
+    update; here nothing runs on this CPU inside a phase, so it always succeeds and is a
+    plain update.  The tables are read into locals once (LLVM cannot tell that a store
+    to one table does not move another)."""
+    kcc = k.kmem_cache_cpu
+    m = k.machine
+    c = s * m[0, S.MACHINE_NR_CPUS] + cpu
+    obj = kcc[c, S.KMEM_CACHE_CPU_FREELIST]
+    if obj != 0 and (node == NUMA_NO_NODE or node_match(k, kcc[c, S.KMEM_CACHE_CPU_PAGE], node)):
+        kcc[c, S.KMEM_CACHE_CPU_FREELIST] = k.ram64[(obj + k.kmem_cache[s, S.KMEM_CACHE_OFFSET]) >> 3]
+        kcc[c, S.KMEM_CACHE_CPU_TID] += m[0, S.MACHINE_TID_STEP]
+        kcc[c, S.CPU_STAT + S.ALLOC_FASTPATH] += 1
     else:
-        nxt = get_freepointer(k, s, obj)
-        # this_cpu_cmpxchg_double(freelist, tid): nothing runs on this CPU between the
-        # reads and here (no preemption point in the fast path), so it succeeds.
-        if k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_FREELIST] == obj and \
-                k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID] == tid:
-            k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_FREELIST] = nxt
-            k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID] = next_tid(k, tid)
-            stat(k, c, S.ALLOC_FASTPATH)
-        else:
-            stat(k, c, S.CMPXCHG_DOUBLE_CPU_FAIL)
-            obj = __slab_alloc(k, s, gen, node, cpu)
-    if obj != 0:
+        obj = __slab_alloc(k, s, gen, node, cpu)
+    if obj != 0 and m[0, S.MACHINE_KASAN] != 0:
         kasan_kmalloc(k, s, obj, size)
     return obj
 
 
 # -- freeing ------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def slab_free_fast(k, s, pfn, obj, cpu):
     """slab_free()'s fast path: True if the object went onto c->freelist."""
     c = cpu_row(k, s, cpu)
