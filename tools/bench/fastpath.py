@@ -34,10 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,8 +46,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import emulator  # noqa: E402,F401  (sets numba's cache directory before numba is imported)
+from benchlib import build_c, host_info, row, run_c, small_topology  # noqa: E402
 
-import psutil  # noqa: E402
 from numba import config as numba_config  # noqa: E402
 from numba import njit  # noqa: E402
 
@@ -76,7 +73,6 @@ from emulator.kernel.slub import slab_free_fast, slab_free_inline  # noqa: E402
 from emulator.machine import structs as S  # noqa: E402
 from emulator.machine.arena import leftover_segments  # noqa: E402
 from emulator.machine.atomics import monotonic_ns  # noqa: E402
-from topo.model import Cpu, Node, Topology  # noqa: E402
 
 C_SOURCE = Path(__file__).resolve().parent / "c" / "fastpath.c"
 SIZE = 64  # kmalloc(64): kmalloc-64 on both allocators
@@ -308,24 +304,7 @@ def _loop_slub_flat_hoisted(k, n, cpu, size):
 
 # -- measurement helpers ------------------------------------------------------------
 def _row(name: str, per_op: list[float], iters: int, **extra) -> dict:
-    r = {"name": name, "label": LABELS[name], "iters": iters,
-         "median_ns": statistics.median(per_op), "min_ns": min(per_op), "reps": len(per_op)}
-    r.update(extra)
-    return r
-
-
-def small_topology(node_mib=(8, 4), cpus_per_node=2) -> Topology:
-    """As tests/emulator/conftest.py's small_topology: node k has node_mib[k] MiB."""
-    n = len(node_mib)
-    distances = tuple(tuple(10 if i == j else 20 for j in range(n)) for i in range(n))
-    nodes, cpus = [], []
-    for k, mib in enumerate(node_mib):
-        ids = tuple(range(k * cpus_per_node, (k + 1) * cpus_per_node))
-        nodes.append(Node(k, ids, mib << 20))
-        cpus += [Cpu(c, k, k, c, 0) for c in ids]
-    arch = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
-    return Topology(name="bench", arch=arch, page_size=4096, cache_line=64,
-                    nodes=tuple(nodes), distances=distances, cpus=tuple(cpus))
+    return row(LABELS, name, per_op, iters, **extra)
 
 
 def _fast_counts(K, allocator: str) -> tuple[int, int]:
@@ -358,25 +337,6 @@ def _timed(K, allocator: str, name: str, fn, iters: int, reps: int) -> list[floa
         raise RuntimeError(f"{name}: KASAN reports during the run")
     return per_op
 
-
-def host_info() -> dict:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model or platform.processor() or "unknown",
-        "logical_cpus": psutil.cpu_count(logical=True),
-        "affinity_cpus": len(os.sched_getaffinity(0)),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "numba": __import__("numba").__version__,
-    }
 
 
 # -- the numba rows -------------------------------------------------------------------
@@ -458,38 +418,6 @@ def run_python_baseline(cfg: dict) -> tuple[list[dict], str]:
 
 
 # -- the C twin -----------------------------------------------------------------------
-def build_c(tmp: str) -> tuple[str | None, str]:
-    """Compile the C twin into tmp; (path, "") or (None, why not)."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        return None, "no cc"
-    exe = os.path.join(tmp, "bench_fastpath")
-    try:
-        p = subprocess.run([cc, "-O2", "-std=c11", "-o", exe, str(C_SOURCE)],
-                           capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return None, f"cc failed: {e}"
-    if p.returncode != 0:
-        return None, "cc failed: " + (p.stderr.strip().splitlines() or ["?"])[-1]
-    return exe, ""
-
-
-def run_c(exe: str, mode: str, iters: int, reps: int) -> tuple[list[float] | None, str]:
-    """The C twin's ns/pair per rep, or (None, why)."""
-    try:
-        p = subprocess.run([exe, mode, str(iters), str(reps)], capture_output=True, text=True,
-                           timeout=120)
-    except (OSError, subprocess.SubprocessError) as e:
-        return None, str(e)
-    if p.returncode != 0:
-        return None, (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
-    try:
-        per_op = [int(x) / iters for x in p.stdout.split()]
-    except ValueError:
-        return None, "bad output"
-    return (per_op, "") if len(per_op) == reps else (None, "bad output")
-
-
 # -- main ----------------------------------------------------------------------------
 def run_all(cfg: dict, log, python: bool = True) -> dict:
     cpus = sorted(os.sched_getaffinity(0))
@@ -499,7 +427,7 @@ def run_all(cfg: dict, log, python: bool = True) -> dict:
     try:
         rows += numba_rows(cfg, log)
         with tempfile.TemporaryDirectory(prefix="slabemu-bench-") as tmp:
-            exe, why = build_c(tmp)
+            exe, why = build_c(C_SOURCE, tmp)
             if not exe:
                 out["notes"].append(f"C twin: {why}")
                 log(f"C twin: {why}")

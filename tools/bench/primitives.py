@@ -37,11 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,11 +49,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import emulator  # noqa: E402,F401  (sets numba's cache directory before numba is imported)
+from benchlib import build_c, host_info, row, run_c, small_topology  # noqa: E402
 
 import multiprocessing as mp  # noqa: E402
 
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
 from numba import njit  # noqa: E402
 
 from emulator.kernel.page_alloc import (  # noqa: E402
@@ -82,7 +79,6 @@ from emulator.machine.spinlock import (  # noqa: E402
     spin_unlock,
 )
 from emulator.machine.structs import LOCK_CLASS_OTHER, STRUCTS  # noqa: E402
-from topo.model import Cpu, Node, Topology  # noqa: E402
 
 C_SOURCE = Path(__file__).resolve().parent / "c" / "primitives.c"
 FORK = mp.get_context("fork")
@@ -230,35 +226,12 @@ def _summary(per_op: list[float]) -> dict:
 
 
 def _row(name: str, per_op: list[float], iters: int, **extra) -> dict:
-    r = {"name": name, "label": LABELS[name], "iters": iters}
-    r.update(_summary(per_op))
-    r.update(extra)
-    return r
+    return row(LABELS, name, per_op, iters, **extra)
 
 
 def _measure(fn, reps: int, iters: int) -> list[float]:
     """fn(iters) -> elapsed ns; compiled and warmed up by the caller."""
     return [fn(iters) / iters for _ in range(reps)]
-
-
-def host_info() -> dict:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model or platform.processor() or "unknown",
-        "logical_cpus": psutil.cpu_count(logical=True),
-        "affinity_cpus": len(os.sched_getaffinity(0)),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "numba": __import__("numba").__version__,
-    }
 
 
 def _mem_shape(mem) -> dict:
@@ -273,49 +246,7 @@ def _mem_shape(mem) -> dict:
     return {"arrays": len(getattr(structs, "MEM_TABLES", ())), "mem_kind": kind}
 
 
-def small_topology(node_mib=(8, 4), cpus_per_node=2) -> Topology:
-    """As tests/emulator/conftest.py's small_topology: node k has node_mib[k] MiB."""
-    n = len(node_mib)
-    distances = tuple(tuple(10 if i == j else 20 for j in range(n)) for i in range(n))
-    nodes, cpus = [], []
-    for k, mib in enumerate(node_mib):
-        ids = tuple(range(k * cpus_per_node, (k + 1) * cpus_per_node))
-        nodes.append(Node(k, ids, mib << 20))
-        cpus += [Cpu(c, k, k, c, 0) for c in ids]
-    arch = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
-    return Topology(name="bench", arch=arch,
-                    page_size=4096, cache_line=64, nodes=tuple(nodes), distances=distances,
-                    cpus=tuple(cpus))
-
-
 # -- the C twin -----------------------------------------------------------------------
-def build_c(tmp: str) -> tuple[str | None, str]:
-    """Compile the C twin into tmp; (path, "") or (None, why not)."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        return None, "no cc"
-    exe = os.path.join(tmp, "bench_primitives")
-    try:
-        p = subprocess.run([cc, "-O2", "-std=c11", "-o", exe, str(C_SOURCE)],
-                           capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return None, f"cc failed: {e}"
-    if p.returncode != 0:
-        return None, "cc failed: " + (p.stderr.strip().splitlines() or ["?"])[-1]
-    return exe, ""
-
-
-def run_c(exe: str, mode: str, iters: int, reps: int) -> list[float] | None:
-    """The C twin's ns/op per rep, or None if it failed (the row is then skipped)."""
-    try:
-        p = subprocess.run([exe, mode, str(iters), str(reps)], capture_output=True, text=True,
-                           timeout=120, check=True)
-        per_op = [int(x) / iters for x in p.stdout.split()]
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
-    return per_op if len(per_op) == reps else None
-
-
 # -- contended rows -------------------------------------------------------------------
 def _worker(words, locks, results, worker, host_cpu, parties, kind, reps, duration_ns):
     # Ctrl-C reaches the whole process group: the parent handles it (it kills us and
@@ -416,7 +347,7 @@ def run_all(cfg: dict, log) -> dict:
         init_lock(scratch_locks, 0, LOCK_CLASS_OTHER, stats=True)
         _contend_run(scratch_words, scratch_locks, np.zeros((1, 1, 2), np.int64), 0, 0, 1, 0, 1000)
         _contend_run(scratch_words, scratch_locks, np.zeros((1, 1, 2), np.int64), 0, 0, 1, 1, 1000)
-        exe, why = build_c(tmp)
+        exe, why = build_c(C_SOURCE, tmp)
         log(f"compiled in {time.monotonic() - t:.1f} s")
 
         # Single-process rows, pinned to one host CPU.
@@ -430,7 +361,7 @@ def run_all(cfg: dict, log) -> dict:
                 log(f"C twin: {why}")
 
             def c_row(name, mode, n):
-                per_op = run_c(exe, mode, n, reps) if exe else None
+                per_op = run_c(exe, mode, n, reps)[0] if exe else None
                 if per_op:
                     rows.append(_row(name, per_op, n))
                 elif exe:
