@@ -19,7 +19,6 @@ Structs declared by later layers (SLUB, SLAB, memcg) are added to STRUCTS here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import numpy as np
 from types import SimpleNamespace
 
 from numba import config as numba_config

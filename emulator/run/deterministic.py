@@ -33,7 +33,6 @@ from ..kernel.ops import (
     OP_CACHE_FREE,
     OP_FREE,
     OP_KMALLOC,
-    OP_NONE,
     STEP_DONE,
     handle_ipis,
     op_start,
