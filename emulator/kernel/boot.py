@@ -39,8 +39,8 @@ from .page_alloc import free_area_init
 
 ALLOCATORS = ("slub", "slab")
 # SLAB array_cache slots: enable_cpucache's largest limit is 120 and the shared array
-# holds shared * batchcount = 8 * 60; one spare slot for cache_free_alien's free_block.
-SLAB_AC_WIDTH = 8 * 60 + 1
+# holds shared * batchcount = 8 * 60.
+SLAB_AC_WIDTH = 8 * 60
 
 
 @dataclass

@@ -53,7 +53,7 @@ from ..machine.spinlock import spin_lock, spin_trylock, spin_unlock
 from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
 from .page_alloc import __GFP_COMP, __GFP_THISNODE, __free_pages, alloc_pages_node
-from .slab_common import NUMA_NO_NODE, kasan_kmalloc
+from .slab_common import NUMA_NO_NODE, kasan_kmalloc, node_row
 
 BATCHREFILL_LIMIT = 16
 
@@ -88,11 +88,6 @@ def ac_alien(k, s, nid, remote):
     caches = k.kmem_cache.shape[0]
     base = caches * (k.machine[0, S.MACHINE_NR_CPUS] + nodes)
     return base + (s * nodes + nid) * nodes + remote
-
-
-@njit(cache=True)
-def node_row(k, s, nid):
-    return s * k.machine[0, S.MACHINE_NR_NODES] + nid
 
 
 @njit(cache=True, inline="always")
@@ -330,27 +325,31 @@ def free_mgmt_obj(k, fc, obj, cpu):
 
 # -- free_block and the arrays ----------------------------------------------------------
 @njit(cache=True)
+def free_one(k, s, obj, nid, cpu):
+    """free_block()'s loop body: one object of node nid back to its slab (list_lock
+    held); a slab left empty is destroyed when free_objects > free_limit."""
+    n = node_row(k, s, nid)
+    pfn = obj >> k.machine[0, S.MACHINE_PAGE_SHIFT]
+    if (k.page[pfn, S.PAGE_FLAGS] & S.PG_TAIL) != 0:
+        pfn = k.page[pfn, S.PAGE_COMPOUND_HEAD]
+    _list_del(k, n, _which(k, s, pfn), pfn)
+    slab_put_obj(k, s, pfn, obj)
+    k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] += 1
+    if k.page[pfn, S.PAGE_COUNTERS] == 0:
+        if k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] > k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT]:
+            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] -= k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
+            slab_destroy(k, s, pfn, cpu)
+        else:
+            _list_add(k, n, L_FREE, pfn, False)
+    else:
+        _list_add(k, n, L_PARTIAL, pfn, True)
+
+
+@njit(cache=True)
 def free_block(k, s, ac, start, nr, nid, cpu):
     """free_block(): ac_entry[ac, start:start+nr] back to their slabs (list_lock held)."""
-    n = node_row(k, s, nid)
-    shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
-    num = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
     for i in range(start, start + nr):
-        obj = k.ac_entry[ac, i]
-        pfn = obj >> shift
-        if (k.page[pfn, S.PAGE_FLAGS] & S.PG_TAIL) != 0:
-            pfn = k.page[pfn, S.PAGE_COMPOUND_HEAD]
-        _list_del(k, n, _which(k, s, pfn), pfn)
-        slab_put_obj(k, s, pfn, obj)
-        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] += 1
-        if k.page[pfn, S.PAGE_COUNTERS] == 0:
-            if k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] > k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT]:
-                k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] -= num
-                slab_destroy(k, s, pfn, cpu)
-            else:
-                _list_add(k, n, L_FREE, pfn, False)
-        else:
-            _list_add(k, n, L_PARTIAL, pfn, True)
+        free_one(k, s, k.ac_entry[ac, i], nid, cpu)
 
 
 @njit(cache=True)
@@ -559,13 +558,7 @@ def cache_free_alien(k, s, obj, pfn, cpu):
         n = node_row(k, s, home)
         lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
         spin_lock(k.lock, lock, cpu)
-        # free_block() of the single object: stage it in this CPU's array slot past avail
-        ac = ac_cpu(k, s, cpu)
-        spare = k.array_cache[ac, S.ARRAY_CACHE_AVAIL]
-        keep = k.ac_entry[ac, spare]
-        k.ac_entry[ac, spare] = obj
-        free_block(k, s, ac, spare, 1, home, cpu)
-        k.ac_entry[ac, spare] = keep
+        free_one(k, s, obj, home, cpu)  # free_block(cachep, &objp, 1, nodeid)
         spin_unlock(k.lock, lock)
     return True
 

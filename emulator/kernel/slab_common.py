@@ -70,6 +70,12 @@ def kmalloc_slab(k, size):
     return k.kmalloc_map[S.KMALLOC_CACHES_AT + idx]
 
 
+@njit(cache=True, inline="always")
+def node_row(k, s, nid):
+    """Row of kmem_cache_node(s, nid) (cachep->node[nid] / get_node(s, nid))."""
+    return s * k.machine[0, S.MACHINE_NR_NODES] + nid
+
+
 @njit(cache=True)
 def kasan_report(k, bug, cpu, task, op, phase, addr, size, cache, shadow):
     """Record one report (kasan_report / kasan_report_error)."""

@@ -67,7 +67,7 @@ from ..machine.spinlock import spin_lock, spin_unlock
 from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
 from .page_alloc import __GFP_COMP, __free_pages, alloc_pages_node
-from .slab_common import NUMA_NO_NODE, cache_touch, kasan_kmalloc
+from .slab_common import NUMA_NO_NODE, cache_touch, kasan_kmalloc, node_row
 
 # __slab_free phase results (ops.py maps them onto op phases)
 SF_DONE = 0
@@ -137,11 +137,6 @@ def set_freepointer(k, s, obj, fp):
 @njit(cache=True, inline="always")
 def cpu_row(k, s, cpu):
     return s * k.machine[0, S.MACHINE_NR_CPUS] + cpu
-
-
-@njit(cache=True, inline="always")
-def node_row(k, s, nid):
-    return s * k.machine[0, S.MACHINE_NR_NODES] + nid
 
 
 @njit(cache=True, inline="always")
