@@ -1,0 +1,188 @@
+"""Policies: the dead-cache series' design decisions as switches (design section 4).
+
+What it models: which parts of "memcg/slab: reintroduce dead cache self-destruction"
+(v2, June 2014, 8 patches) the emulated kernel has, one switch per decision:
+
+- ``dead_caches``: ``"leak"`` (before the series: offline destroys a child cache only if
+  it is already empty, else leaks it) or ``"self-destruct"`` (patches 1-3: a slab
+  refcount, the dead flag, destruction work when the last slab goes);
+- ``shrink_tolerates_enomem`` (patch 4): SLUB's shrink drops empty slabs even when it
+  cannot allocate its sorting array;
+- ``nonpreemptible_free`` (patch 5): SLUB's slab_free runs with preemption disabled;
+- ``sync_before_destroy`` (patch 6): a grace period (call_rcu_sched/synchronize_sched)
+  before a dead cache is destroyed;
+- ``dead_discard_empty`` (patches 7-8): dead caches drop empty slabs at once;
+- ``track_full_slabs``: SLUB lists full slabs per node, as re-parenting would need
+  (the alternative rejected in review).
+
+Presets live in configs/policies/*.toml, one file each; a file may ``extends`` another
+policy and override switches.
+
+Invariants: a `Policy` is immutable and always valid (checked on construction):
+``dead_caches`` is one of `DEAD_CACHES`, the other five switches are bools, and
+``sync_before_destroy`` and ``dead_discard_empty`` need ``dead_caches =
+"self-destruct"`` (patches 6-8 build on the refcount and dead flag of patches 1-3).
+`Policy.switches` has exactly the six keys of `SWITCHES`.  Every bad policy file
+raises `topo.ConfigError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from topo.errors import ConfigError
+
+__all__ = ["Policy", "load_policy", "available_policies", "SWITCHES", "DEAD_CACHES",
+           "CONFIGS_DIR"]
+
+CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs" / "policies"
+
+DEAD_CACHES = ("leak", "self-destruct")
+SWITCHES = ("dead_caches", "shrink_tolerates_enomem", "nonpreemptible_free",
+            "sync_before_destroy", "dead_discard_empty", "track_full_slabs")
+_BOOL_SWITCHES = SWITCHES[1:]
+_FILE_KEYS = {"description", "extends", *SWITCHES}
+# Switches that only exist on top of patches 1-3 (and why), checked in _check.
+_NEEDS_SELF_DESTRUCT = {
+    "sync_before_destroy": "patch 6 delays the destruction that patches 1-3 schedule",
+    "dead_discard_empty": "patches 7-8 act on caches marked dead by patch 3",
+}
+
+
+def _check(values: dict[str, Any], source: str) -> None:
+    dead = values["dead_caches"]
+    if not isinstance(dead, str) or dead not in DEAD_CACHES:
+        raise ConfigError(source, "dead_caches", "'leak' or 'self-destruct'", dead)
+    for key in _BOOL_SWITCHES:
+        if not isinstance(values[key], bool):
+            raise ConfigError(source, key, "true or false", values[key])
+    if dead == "leak":
+        for key, why in _NEEDS_SELF_DESTRUCT.items():
+            if values[key]:
+                raise ConfigError(source, key, f"false with dead_caches = 'leak' ({why})",
+                                  values[key])
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One combination of the series' switches; see the module docstring."""
+
+    name: str
+    description: str
+    dead_caches: str
+    shrink_tolerates_enomem: bool
+    nonpreemptible_free: bool
+    sync_before_destroy: bool
+    dead_discard_empty: bool
+    track_full_slabs: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError("policy", "name", "a non-empty string", self.name)
+        if not isinstance(self.description, str):
+            raise ConfigError(self.name, "description", "a string", self.description)
+        _check({k: getattr(self, k) for k in SWITCHES}, self.name)
+
+    def switches(self) -> dict[str, Any]:
+        """The six switches, as summary.json's ``policy.switches``."""
+        return {k: getattr(self, k) for k in SWITCHES}
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{name, description, switches}``: summary.json's ``policy`` (plus description)."""
+        return {"name": self.name, "description": self.description,
+                "switches": self.switches()}
+
+
+def available_policies(configs_dir: str | Path | None = None) -> list[str]:
+    """Names of the policy files in ``configs_dir`` (default: configs/policies)."""
+    d = Path(configs_dir) if configs_dir is not None else CONFIGS_DIR
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def _resolve(spec: str | Path, configs_dir: Path, base_dir: Path | None) -> Path:
+    """A policy spec → its file: a path (relative: against ``base_dir`` first), or a name."""
+    text = str(spec)
+    explicit = isinstance(spec, Path) or "/" in text
+    if explicit or text.endswith(".toml"):
+        path = Path(text)
+        if base_dir is not None and not path.is_absolute() and (base_dir / path).is_file():
+            return base_dir / path
+        if path.is_file():
+            return path
+        if explicit:
+            raise ConfigError(text, "file", "an existing policy file", text)
+    stem = text[:-5] if text.endswith(".toml") else text
+    candidate = configs_dir / f"{stem}.toml"
+    if stem and candidate.is_file():
+        return candidate
+    names = available_policies(configs_dir)
+    raise ConfigError(text, "policy", "a .toml file or one of: " +
+                      (", ".join(names) if names else f"(no policies in {configs_dir})"), text)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(source, "file", "a readable policy file", e.strerror or str(e)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, "TOML", "valid TOML syntax", str(e)) from None
+    except ValueError as e:  # not UTF-8
+        raise ConfigError(source, "TOML", "a UTF-8 text file", str(e)) from None
+
+
+def _load(path: Path, configs_dir: Path, seen: tuple[Path, ...]) -> Policy:
+    source = str(path)
+    data = _read(path)
+    for key in data:
+        if key not in _FILE_KEYS:
+            raise ConfigError(source, key, "a known key (" + ", ".join(sorted(_FILE_KEYS)) + ")")
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        raise ConfigError(source, "description", "a string", description)
+
+    overrides = {k: data[k] for k in SWITCHES if k in data}
+    if "extends" in data:
+        base_spec = data["extends"]
+        if not isinstance(base_spec, str) or not base_spec:
+            raise ConfigError(source, "extends", "a policy name or file", base_spec)
+        try:
+            base_path = _resolve(base_spec, configs_dir, path.parent)
+        except ConfigError as e:
+            raise ConfigError(source, "extends", e.expected, e.got) from None
+        if base_path.resolve() in seen:
+            raise ConfigError(source, "extends", "no cycle of extends",
+                              " -> ".join(p.stem for p in seen) + f" -> {base_path.stem}")
+        base = _load(base_path, configs_dir, seen + (base_path.resolve(),))
+        values = base.switches()
+        if description is None:
+            description = f"{base.name} with " + (", ".join(
+                f"{k} = {_fmt(v)}" for k, v in overrides.items()) or "no change")
+    else:
+        missing = [k for k in SWITCHES if k not in data]
+        if missing:
+            raise ConfigError(source, missing[0], "a value (the key is missing; every switch "
+                              "is required unless the file says extends = \"...\")")
+        values = {}
+    values.update(overrides)
+    _check(values, source)
+    return Policy(name=path.stem, description=description or "", **values)
+
+
+def _fmt(v: Any) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else f'"{v}"'
+
+
+def load_policy(spec: str | Path, configs_dir: str | Path | None = None) -> Policy:
+    """Load a policy: a name in ``configs_dir`` (default configs/policies), with or
+    without ".toml", or a path to a .toml file.  Bad input raises `ConfigError`."""
+    if not isinstance(spec, (str, Path)) or not str(spec):
+        raise ConfigError("policy", "policy", "a policy name or file", spec)
+    d = Path(configs_dir) if configs_dir is not None else CONFIGS_DIR
+    path = _resolve(spec, d, None)
+    return _load(path, d, (path.resolve(),))
