@@ -178,6 +178,63 @@ def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_topo, add_caches]
 
 
+# -- report -----------------------------------------------------------------------------------
+
+REPORT_VIEWS = ("summary", "slabinfo", "lockstat", "kasan", "leaks")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`slabemu report DIR [VIEW]`: one report of a results directory, from summary.json."""
+    from .report.kasan import format_kasan
+    from .report.leaks import format_leaks
+    from .report.lockstat import aggregate_per_node, format_lock_stat
+    from .report.results import load_summary
+    from .report.summary import format_summary
+
+    if args.per_node and args.view != "lockstat":
+        raise UsageError(f"--per-node applies to the lockstat view, not {args.view} "
+                         f"(see 'slabemu report --help')")
+    s = load_summary(args.dir)
+    if args.view == "summary":
+        data, text = s, (lambda: format_summary(s))
+    elif args.view == "slabinfo":
+        # nested "tunables" (summary.json) flattened into the slabinfo row's columns
+        rows = [{**c, **(c.get("tunables") or {})} for c in s["caches"]]
+        data, text = s["caches"], (lambda: format_slabinfo(rows, extended=True))
+    elif args.view == "lockstat":
+        locks = aggregate_per_node(s["locks"]) if args.per_node else s["locks"]
+        data, text = locks, (lambda: format_lock_stat(locks))
+    elif args.view == "kasan":
+        data = s["kasan"]
+        text = (lambda: format_kasan(s["kasan"], s["kasan_total"]) or "no KASAN reports\n")
+    else:
+        data, text = s["leaks"], (lambda: format_leaks(s["leaks"]))
+    if args.json:
+        _print_json(data)
+    else:
+        print(text(), end="")
+    return 0
+
+
+def add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="show the reports of a run's results directory",
+        description="Show one report of a results directory written by 'slabemu run': the "
+                    "end-of-run summary (default), slabinfo (/proc/slabinfo 2.1, dead caches "
+                    "marked ' : dead'), lockstat (/proc/lock_stat), kasan or leaks.  --json "
+                    "prints the report's JSON from summary.json instead.")
+    p.add_argument("dir", metavar="DIR", help="the results directory (run --out DIR)")
+    p.add_argument("view", nargs="?", choices=REPORT_VIEWS, default="summary",
+                   help="which report: " + ", ".join(REPORT_VIEWS) + " (default summary)")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    p.add_argument("--per-node", action="store_true",
+                   help="lockstat: sum each lock over caches per NUMA node")
+    p.set_defaults(func=cmd_report)
+
+
+COMMANDS.append(add_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="A multiprocess hardware-topology emulator for the "
                      "Linux slab allocators.")
