@@ -170,12 +170,119 @@ def add_caches(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_caches)
 
 
+# -- run ----------------------------------------------------------------------------------------
+
+def _run_overrides(args: argparse.Namespace) -> dict:
+    """Command-line options override the scenario's fields.  An op budget given alone
+    replaces the scenario's duration and the other way round; both may be given."""
+    kw = {}
+    for opt, fieldname in (("topology", "topology"), ("allocator", "allocator"),
+                           ("policy", "policy"), ("seed", "seed"), ("mode", "mode"),
+                           ("workers", "workers"), ("placement", "placement")):
+        value = getattr(args, opt)
+        if value is not None:
+            kw[fieldname] = value
+    if args.ops is not None:
+        kw["ops_per_cpu"] = args.ops
+        if args.duration is None:
+            kw["duration"] = None
+    if args.duration is not None:
+        kw["duration"] = args.duration
+        if args.ops is None:
+            kw["ops_per_cpu"] = None
+    return kw
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return v
+
+
+def _int_at_least(lo: int):
+    def conv(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}")
+        return v
+    return conv
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", metavar="SCENARIO",
+                   help="a scenario .toml file or a name in configs/scenarios")
+    p.add_argument("--topology", metavar="T", help="override the scenario's topology")
+    p.add_argument("--allocator", choices=ALLOCATORS, help="slub or slab")
+    p.add_argument("--seed", type=_int_at_least(0), metavar="N")
+    p.add_argument("--mode", choices=("parallel", "deterministic"))
+    p.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                   help="run this long (replaces the scenario's op budget unless --ops is given)")
+    p.add_argument("--ops", type=_int_at_least(1), metavar="N_PER_CPU",
+                   help="op budget per emulated CPU (replaces the duration unless --duration "
+                        "is given)")
+    p.add_argument("--workers", type=_int_at_least(1), metavar="N",
+                   help="worker processes (default: one per emulated CPU up to the host's "
+                        "CPU count, then grouping)")
+    p.add_argument("--placement", metavar="P", help="compact, scatter or a map EMU:HOST,...")
+    p.add_argument("--stop-on-error", action="store_true",
+                   help="stop at the first KASAN report (exit status 1)")
+    p.add_argument("--check-interval", type=_positive_float, metavar="SECONDS",
+                   help="pause every worker this often and check every invariant")
+    p.add_argument("--sample-interval", type=_positive_float, metavar="SECONDS", default=0.5,
+                   help="how often the stream gets a snapshot (default 0.5)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON only")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report.summary import format_summary
+    from .run.runner import RunOptions, run_scenario
+    from .workload.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario).with_overrides(**_run_overrides(args))
+    opts = RunOptions(out=args.out, stop_on_error=args.stop_on_error,
+                      progress=False if args.no_progress else None,
+                      sample_interval=args.sample_interval,
+                      check_interval=args.check_interval or 0.0, quiet=args.no_progress)
+    result = run_scenario(scenario, opts)
+    if args.json:
+        _print_json(result.summary)
+    else:
+        print(format_summary(result.summary), end="")
+        print(f"results: {result.out}")
+    if result.summary.get("error"):
+        print(f"{PROG}: run {result.summary['exit']}: {result.summary['error']}", file=sys.stderr)
+    return result.exit_code
+
+
+def add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run a scenario on an emulated machine",
+        description="Run a scenario: boot the emulated kernel on the scenario's topology, run "
+                    "every emulated CPU's workload (parallel: worker processes pinned to host "
+                    "CPUs; deterministic: one process, a seeded interleaving) and write a "
+                    "results directory.  Exit status: 0 ok, 1 failed or crashed, 2 bad input, "
+                    "130 interrupted.")
+    _add_run_options(p)
+    p.add_argument("--policy", metavar="P", help="a policy preset (configs/policies) or file")
+    p.add_argument("--out", metavar="DIR",
+                   help="results directory (default results/<time>-<scenario>/)")
+    p.set_defaults(func=cmd_run)
+
+
 def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
     raise UsageError(f"a subcommand is required (see '{parser.prog} --help')")
 
 
 # Each entry registers one top-level subcommand on the sub-parsers action.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_topo, add_caches]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_topo, add_caches, add_run]
 
 
 # -- report -----------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ class MachineConfig:
     tasks_per_cpu: int = 2  # the workload task and the kworker
     max_reports: int = 256  # KASAN reports kept (more are counted, not stored)
     ac_max_limit: int = 120  # SLAB: the largest array_cache limit (enable_cpucache)
+    live_cap: int = 0  # workload: objects one CPU may hold (wl_live row width)
 
 
 # Inbox rings per CPU: ring cpu * NR_RINGS + RING_IPI carries IPIs (handled in irq
@@ -134,6 +135,9 @@ def build_layout(topology, cfg: MachineConfig = MachineConfig()) -> Layout:
     b.add("kasan_report", np.int64, (1 + cfg.max_reports, STRUCTS["kasan_report"].nr_fields))
     b.add("config", np.int64, CONFIG_NR)
     b.add("kmalloc_map", np.int64, KMALLOC_MAP_LEN)
+    b.add("ctl", np.int64, (1, STRUCTS["ctl"].width(cl)))
+    b.add("wl", np.int64, (nr_cpus, STRUCTS["workload"].width(cl)))
+    b.add("wl_live", np.int64, (nr_cpus, cfg.live_cap))
     b.meta.update(node_ranges=ranges, nr_locks=nr_locks, first_free_lock=nr_nodes)
     return b.build()
 

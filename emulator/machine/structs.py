@@ -300,6 +300,47 @@ STRUCTS: dict[str, Struct] = {
             doc="One KASAN-style report.",
         ),
         Struct(
+            "ctl",
+            (
+                "start",  # start barrier: workers arrive here (spin_barrier), row 0 only
+                "stop",  # 1: stop issuing ops; each CPU frees what it holds and finishes
+                "abort",  # 1: leave at the next phase boundary (failure, Ctrl-C)
+                "pause",  # 1: finish the ops in flight and wait (a consistent snapshot)
+                "paused",  # workers waiting in a pause
+                "done",  # workers whose CPUs finished their workload
+                "nr_workers",
+                "stop_on_error",  # 1: a KASAN report aborts the run
+                "error",  # 1: a worker saw a KASAN report with stop_on_error
+            ),
+            padded=True,
+            doc="The runner's control words (design section 6), one row, in shared memory.",
+        ),
+        Struct(
+            "workload",
+            (
+                "state",  # WL_RUN, WL_FREEING, WL_DONE
+                "issued",  # ops issued by this CPU's workload (the op budget counts these)
+                "ops",  # kernel ops completed on this CPU (allocations and frees run here)
+                "allocs",
+                "alloc_failures",  # allocations that returned NULL
+                "frees",  # frees of this CPU's own objects run here
+                "remote_frees",  # frees of objects handed over by other CPUs, run here
+                "sent_cpu",  # frees handed to another CPU of the same node
+                "sent_node",  # frees handed to a CPU on another node
+                "inbox_full",  # hand-overs that found the inbox full (freed locally)
+                "shrinks",
+                "reaps",
+                "live",  # objects this CPU holds (wl_live[cpu, :live])
+                "live_peak",
+                "burst_left",  # decisions left in the current burst
+                "burst_kind",  # 1 allocate, 0 free
+                "rng",  # xorshift64 state of the generator
+                "steps",  # phases run on this CPU
+            ),
+            padded=True,
+            doc="The workload generator's per-CPU state and counters (written by its CPU only).",
+        ),
+        Struct(
             "inbox",
             (
                 "pos",  # producer side: enqueue position (CAS); consumer side: dequeue
@@ -390,6 +431,9 @@ MEM_TABLES = (
     "kasan_report",  # [1 + max_reports, width]; row 0 word 0 counts reports
     "config",  # [CONFIG_NR] int64: run-time switches (policy, fault injection)
     "kmalloc_map",  # [KMALLOC_MAP_LEN]: size_index[24], then kmalloc_caches[32]
+    "ctl",  # [1, width]: the runner's control words
+    "wl",  # [nr_cpus, width]: the workload generator's per-CPU state
+    "wl_live",  # [nr_cpus, live_cap]: objects each CPU holds, (address << 8) | cache spec
 )
 
 

@@ -1,0 +1,287 @@
+"""What the runner reads out of a running or finished machine: snapshots and the summary.
+
+What it models: the kernel's own reporting interfaces read from outside — /proc/slabinfo
+(get_slabinfo), /proc/lock_stat, the SLUB stats files under /sys/kernel/slab/<cache>/,
+KASAN's report log, /proc/buddyinfo-like page counts — plus the workload's counters.
+Everything here reads the arena with plain numpy loads and never writes it, so the parent
+can sample while workers run (a snapshot taken that way is not atomic: each counter is
+exact, sums across CPUs may straddle an op; a pause gives a consistent one).
+
+The stream (`stream.msgpack`) is a sequence of msgpack maps, each with "type":
+  start     {scenario, topology, allocator, policy, mode, seed, cpus, workers}
+  snapshot  {t, ops: [per cpu], issued, locks: [{node, acquisitions, contentions}],
+             caches: [[name, num_slabs, num_objs]], free_pages: [per node], kasan}
+  event     {t, event, ...}
+  end       {t, exit}
+written and flushed record by record, so a killed run keeps every complete record.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import msgpack
+import numpy as np
+
+from ..kernel.ops import OP_NAMES, phase_name
+from ..machine import structs as S
+from ..machine.spinlock import lock_stat_row
+from ..report.slabinfo import kernel_slabinfo_rows
+
+SCHEMA = 1
+
+
+class StreamWriter:
+    """Appends msgpack records to a file, flushed one by one."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._f = open(self.path, "ab")
+        self._packer = msgpack.Packer()
+
+    def write(self, record: dict) -> None:
+        if self._f is None:
+            return
+        self._f.write(self._packer.pack(record))
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def git_commit() -> str:
+    """The project's git commit (with "-dirty" for uncommitted changes), or "unknown"."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty",
+                              "--abbrev=40"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+# -- counters --------------------------------------------------------------------------
+def ops_per_cpu(mem) -> list[int]:
+    return [int(v) for v in mem.wl[:, S.WORKLOAD_OPS]]
+
+
+def workload_counters(mem) -> dict[str, list[int]]:
+    names = ("issued", "ops", "allocs", "alloc_failures", "frees", "remote_frees", "sent_cpu",
+             "sent_node", "inbox_full", "shrinks", "reaps", "live", "live_peak", "steps")
+    return {n: [int(v) for v in mem.wl[:, getattr(S, "WORKLOAD_" + n.upper())]] for n in names}
+
+
+def _lock_name(kernel, row: int) -> tuple[str, str, str | None]:
+    mem = kernel.mem
+    cls = int(mem.lock[row, S.LOCK_CLASS])
+    owner = int(mem.lock[row, S.LOCK_OWNER_OBJ])
+    name = S.LOCK_CLASS_NAMES[cls] if 0 <= cls < len(S.LOCK_CLASS_NAMES) else "lock"
+    kind = {S.LOCK_CLASS_ZONE: "zone", S.LOCK_CLASS_LIST_LOCK: "list_lock",
+            S.LOCK_CLASS_ALIEN: "alien"}.get(cls, "other")
+    cache = kernel.name_of(owner) if cls in (S.LOCK_CLASS_LIST_LOCK, S.LOCK_CLASS_ALIEN) and owner >= 0 else None
+    return name, kind, cache
+
+
+def lock_rows(kernel, all_locks: bool = False) -> list[dict]:
+    """summary.json "locks": every lock that was ever taken (or every one)."""
+    mem = kernel.mem
+    out = []
+    for row in range(mem.lock.shape[0]):
+        if not all_locks and mem.lock[row, S.LOCK_ACQUISITIONS] == 0:
+            continue
+        name, kind, cache = _lock_name(kernel, row)
+        stat = lock_stat_row(mem.lock, row)
+        out.append({"name": name, "class": kind, "cache": cache, **stat})
+    return out
+
+
+def list_lock_per_node(mem) -> list[dict]:
+    """Acquisitions and contentions of every list_lock, summed per node (snapshots)."""
+    locks = mem.lock
+    cls = locks[:, S.LOCK_CLASS]
+    nodes = int(mem.machine[0, S.MACHINE_NR_NODES])
+    out = []
+    for nid in range(nodes):
+        sel = (cls == S.LOCK_CLASS_LIST_LOCK) & (locks[:, S.LOCK_NODE] == nid)
+        out.append({"node": nid, "acquisitions": int(locks[sel, S.LOCK_ACQUISITIONS].sum()),
+                    "contentions": int(locks[sel, S.LOCK_CONTENTIONS].sum())})
+    return out
+
+
+def cache_counts(kernel) -> list[list]:
+    """[name, num_slabs, num_objs] per live cache that has slabs (cheap: no list walks)."""
+    mem = kernel.mem
+    nodes = kernel.nr_nodes
+    out = []
+    for info in kernel.caches:
+        s = info.row
+        if mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
+            continue
+        nrow = mem.kmem_cache_node[s * nodes:(s + 1) * nodes]
+        slabs = int(nrow[:, S.KMEM_CACHE_NODE_NR_SLABS].sum())
+        if slabs:
+            objs = int(nrow[:, S.KMEM_CACHE_NODE_TOTAL_OBJECTS].sum())
+            if info.geometry.__class__.__name__ == "SlabGeometry":
+                objs = slabs * int(mem.kmem_cache[s, S.KMEM_CACHE_OBJECTS])
+            out.append([info.name, slabs, objs])
+    return out
+
+
+def free_pages(mem) -> list[int]:
+    return [int(v) for v in mem.zone[:, S.ZONE_NR_FREE_PAGES]]
+
+
+def zone_rows(kernel) -> list[dict]:
+    """The page allocator per node: free pages, and where allocations were served."""
+    mem = kernel.mem
+    out = []
+    for z, nid in enumerate(kernel.node_ids):
+        r = mem.zone[z]
+        out.append({"node": nid, "spanned_pages": int(r[S.ZONE_SPANNED_PAGES]),
+                    "free_pages": int(r[S.ZONE_NR_FREE_PAGES]),
+                    "alloc_calls": int(r[S.ZONE_ALLOC_CALLS]), "allocs": int(r[S.ZONE_ALLOCS]),
+                    "fallbacks": int(r[S.ZONE_FALLBACKS]), "failures": int(r[S.ZONE_FAILURES]),
+                    "injected_failures": int(r[S.ZONE_INJECTED_FAILURES]),
+                    "frees": int(r[S.ZONE_FREES])})
+    return out
+
+
+def kasan_count(mem) -> int:
+    return int(mem.kasan_report[0, 0])
+
+
+def snapshot(kernel, t: float) -> dict:
+    mem = kernel.mem
+    return {"type": "snapshot", "t": round(t, 6), "ops": ops_per_cpu(mem),
+            "issued": [int(v) for v in mem.wl[:, S.WORKLOAD_ISSUED]],
+            "locks": list_lock_per_node(mem), "caches": cache_counts(kernel),
+            "free_pages": free_pages(mem), "kasan": kasan_count(mem)}
+
+
+# -- the summary -------------------------------------------------------------------------
+def cache_rows(kernel) -> list[dict]:
+    """summary.json "caches": slabinfo rows plus memcg/dead flags and the stat counters."""
+    mem = kernel.mem
+    nr_cpus = kernel.nr_cpus
+    by_name = {c.name: c for c in kernel.caches}
+    out = []
+    for row in kernel_slabinfo_rows(kernel):
+        info = by_name.get(row["name"])
+        s = info.row if info else -1
+        rec = dict(row)
+        rec["memcg"] = int(info.memcg) if info and info.memcg >= 0 else None
+        rec["dead"] = False
+        if s >= 0:
+            cpus = mem.kmem_cache_cpu[s * nr_cpus:(s + 1) * nr_cpus]
+            if mem.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
+                items = S.SLUB_STAT_ITEMS
+                base = S.CPU_STAT
+            else:
+                items = S.SLAB_STAT_ITEMS
+                base = S.CPU_SLAB_STAT
+            sums = cpus[:, base:base + len(items)].sum(axis=0)
+            rec["stats"] = {n: int(v) for n, v in zip(items, sums)}
+        out.append(rec)
+    return out
+
+
+def kasan_rows(kernel) -> list[dict]:
+    mem = kernel.mem
+    n = min(int(mem.kasan_report[0, 0]), mem.kasan_report.shape[0] - 1)
+    out = []
+    for i in range(1, n + 1):
+        r = [int(v) for v in mem.kasan_report[i]]
+        bug = r[S.KASAN_REPORT_BUG]
+        op, phase = r[S.KASAN_REPORT_OP], r[S.KASAN_REPORT_PHASE]
+        cache = r[S.KASAN_REPORT_CACHE]
+        freed = None
+        if r[S.KASAN_REPORT_FREED_CPU] >= 0 and r[S.KASAN_REPORT_FREED_OP] > 0:
+            fop, fph = r[S.KASAN_REPORT_FREED_OP], r[S.KASAN_REPORT_FREED_PHASE]
+            freed = {"cpu": kernel.cpu_ids[r[S.KASAN_REPORT_FREED_CPU]]
+                     if r[S.KASAN_REPORT_FREED_CPU] < kernel.nr_cpus else r[S.KASAN_REPORT_FREED_CPU],
+                     "op": OP_NAMES[fop] if 0 <= fop < len(OP_NAMES) else str(fop),
+                     "phase": phase_name(fop, fph)}
+        cpu = r[S.KASAN_REPORT_CPU]
+        out.append({
+            "bug": S.BUG_NAMES.get(bug, f"bug-{bug}"),
+            "cpu": kernel.cpu_ids[cpu] if 0 <= cpu < kernel.nr_cpus else cpu,
+            "task": r[S.KASAN_REPORT_TASK],
+            "op": OP_NAMES[op] if 0 <= op < len(OP_NAMES) else str(op),
+            "phase": phase_name(op, phase),
+            "object": r[S.KASAN_REPORT_ADDR],
+            "size": r[S.KASAN_REPORT_SIZE],
+            "cache": kernel.name_of(cache) if cache >= 0 else None,
+            "shadow": r[S.KASAN_REPORT_SHADOW],
+            "freed_by": freed,
+        })
+    return out
+
+
+def leak_summary(kernel) -> dict:
+    """Dead memcg caches still alive and what they hold.  Caches are marked dead by memcg
+    offline; a run without memcg churn has none."""
+    mem = kernel.mem
+    nodes = kernel.nr_nodes
+    dead = slabs = objs = pages = 0
+    memcgs: set[int] = set()
+    for info in kernel.caches:
+        s = info.row
+        if info.memcg < 0 or mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
+            continue
+        if not getattr(info, "dead", False):
+            continue
+        dead += 1
+        memcgs.add(info.memcg)
+        nrow = mem.kmem_cache_node[s * nodes:(s + 1) * nodes]
+        n = int(nrow[:, S.KMEM_CACHE_NODE_NR_SLABS].sum())
+        slabs += n
+        objs += int(nrow[:, S.KMEM_CACHE_NODE_TOTAL_OBJECTS].sum())
+        pages += n << int(mem.kmem_cache[s, S.KMEM_CACHE_ORDER])
+    return {"dead_caches": dead, "dead_cache_slabs": slabs, "dead_cache_objects": objs,
+            "dead_cache_pages": pages, "pinned_memcgs": len(memcgs)}
+
+
+def live_objects(kernel, wc: np.ndarray) -> dict[int, int]:
+    """address -> cache row of every object the workloads hold (for the checker)."""
+    from ..workload.generator import PACK_SHIFT
+
+    mem = kernel.mem
+    out = {}
+    for cpu in range(kernel.nr_cpus):
+        n = int(mem.wl[cpu, S.WORKLOAD_LIVE])
+        for packed in mem.wl_live[cpu, :n]:
+            packed = int(packed)
+            addr = packed >> PACK_SHIFT
+            spec = packed & ((1 << PACK_SHIFT) - 1)
+            pfn = addr >> int(mem.machine[0, S.MACHINE_PAGE_SHIFT])
+            head = int(mem.page[pfn, S.PAGE_COMPOUND_HEAD])
+            cache = int(mem.page[head if head >= 0 else pfn, S.PAGE_SLAB_CACHE])
+            out[addr] = cache if cache >= 0 else int(wc[spec, 2])
+    # objects handed over and not yet taken: still allocated, in the receiver's inbox
+    from ..machine.machine import NR_RINGS, RING_OBJECTS
+
+    cap = mem.slots.shape[1]
+    for cpu in range(kernel.nr_cpus):
+        ring = cpu * NR_RINGS + RING_OBJECTS
+        lo = int(mem.inbox[ring, S.INBOX_CONSUMER, S.INBOX_POS])
+        hi = int(mem.inbox[ring, S.INBOX_PRODUCER, S.INBOX_POS])
+        for pos in range(lo, hi):
+            addr = int(mem.slots[ring, pos % cap, 1]) >> PACK_SHIFT
+            pfn = addr >> int(mem.machine[0, S.MACHINE_PAGE_SHIFT])
+            head = int(mem.page[pfn, S.PAGE_COMPOUND_HEAD])
+            out[addr] = int(mem.page[head if head >= 0 else pfn, S.PAGE_SLAB_CACHE])
+    return out
+
+
+def host_info() -> dict:
+    import platform
+
+    import psutil
+
+    return {"hostname": platform.node(), "cpus": psutil.cpu_count(logical=True),
+            "affinity": len(os.sched_getaffinity(0)), "machine": platform.machine(),
+            "python": platform.python_version()}

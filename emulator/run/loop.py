@@ -1,0 +1,197 @@
+"""The per-worker loop: one or several emulated CPUs stepped inside jitted code.
+
+What it models: what each emulated CPU does all the time — take its IPIs (interrupts
+are enabled at every phase boundary), run the next phase of its workload task's op, or
+issue the next op from the workload generator.  A worker process hosts one emulated CPU
+(true parallelism between workers) or several: then each step picks one hosted CPU from
+the worker's xorshift64 stream, so the interleaving inside a worker is seeded (the
+deterministic mode is one worker hosting every CPU).  Python is entered only between
+batches of `max_steps` steps.
+
+Control (the ctl row in shared memory, checked every CTL_EVERY steps with relaxed loads):
+  start   workers arrive (wait_start), the parent arrives last and so starts them all;
+  stop    graceful: CPUs stop issuing, free what they hold, finish;
+  abort   leave at the next phase boundary (a worker failed, Ctrl-C, --stop-on-error);
+  pause   finish the ops in flight, count in `paused`, wait (taking IPIs) until cleared:
+          with every worker paused no op is in flight anywhere (a consistent snapshot);
+  done    a worker whose CPUs all reached WL_DONE counts itself once; when every worker
+          has, each takes the objects still in its inboxes and returns RET_FINISHED.
+Invariants: an op in flight is only ever stepped by the worker hosting its CPU; a
+worker returns RET_FINISHED only with no op in flight on its CPUs and their inboxes
+empty; a worker that cannot make progress yields the host CPU (oversubscription).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..kernel.ops import OP_NONE, STEP_BLOCKED, STEP_DONE, handle_ipis, op_step
+from ..machine import structs as S
+from ..machine.atomics import cpu_relax, fetch_add, load_acquire, load_relaxed, sched_yield, store_release
+from ..machine.inbox import inbox_pending
+from ..machine.machine import NR_RINGS, RING_IPI, RING_OBJECTS
+from ..machine.prng import uniform_below, xorshift64
+from ..workload.generator import ISSUE_HANDED_OVER, ISSUE_STARTED, WL_DONE, wl_complete, wl_issue
+
+# worker_loop results
+RET_BATCH = 0  # max_steps ran out: call again
+RET_FINISHED = 1  # every worker finished its workload; nothing is left in flight here
+RET_ABORTED = 2  # ctl.abort was set
+
+# The worker's private state vector `ws` (kept by its Python wrapper across batches).
+WS_RNG = 0  # picks the hosted CPU of each step
+WS_DONE_SIGNALLED = 1  # this worker counted itself in ctl.done
+WS_SCHED_POS = 2  # entries of `schedule` filled (the wrapper drains and resets it)
+WS_IDLE_SPINS = 3
+WS_NR = 4
+
+CTL_EVERY = 64  # steps between two looks at the control words
+SPIN_BEFORE_YIELD = 256
+
+
+@njit(cache=True)
+def wait_start(k, timeout_spins):
+    """Arrive at the start barrier and wait for the parent (nr_workers + 1 arrivals).
+    False if ctl.abort was set (or the wait gave up) before the start."""
+    fetch_add(k.ctl, (0, S.CTL_START), 1)
+    need = k.ctl[0, S.CTL_NR_WORKERS] + 1
+    spins = 0
+    while load_acquire(k.ctl, (0, S.CTL_START)) < need:
+        if load_relaxed(k.ctl, (0, S.CTL_ABORT)) != 0:
+            return False
+        spins += 1
+        if spins % SPIN_BEFORE_YIELD == 0:
+            sched_yield()
+            if timeout_spins > 0 and spins > timeout_spins:
+                return False
+        else:
+            cpu_relax()
+    return True
+
+
+@njit(cache=True, inline="always")
+def _step(k, wp, wc, msg, cpu, tpc, allow_new):
+    """One step of CPU `cpu`: its IPIs, then one phase of its workload task's op (issuing
+    the next op first when the task is idle).  False if the CPU made no progress (idle,
+    or blocked waiting for IPI acknowledgements)."""
+    handle_ipis(k, cpu)
+    t = cpu * tpc
+    if k.task[t, S.TASK_OP] == OP_NONE:
+        r = wl_issue(k, wp, wc, msg, cpu, t, allow_new)
+        if r != ISSUE_STARTED:
+            return r == ISSUE_HANDED_OVER
+    r = op_step(k, t)
+    k.wl[cpu, S.WORKLOAD_STEPS] += 1
+    if r == STEP_DONE:
+        wl_complete(k, cpu, t)
+    return r != STEP_BLOCKED
+
+
+@njit(cache=True)
+def _quiet(k, cpus, tpc):
+    """No op in flight on any hosted CPU."""
+    for i in range(cpus.shape[0]):
+        if k.task[cpus[i] * tpc, S.TASK_OP] != OP_NONE:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _all_done(k, cpus, tpc):
+    """Every hosted CPU finished its workload, has no op in flight and an empty inbox."""
+    for i in range(cpus.shape[0]):
+        c = cpus[i]
+        if k.wl[c, S.WORKLOAD_STATE] != WL_DONE or k.task[c * tpc, S.TASK_OP] != OP_NONE:
+            return False
+        if inbox_pending(k.inbox, c * NR_RINGS + RING_OBJECTS) > 0:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _pause(k, cpus):
+    """Wait while ctl.pause is set, taking IPIs.  False on abort."""
+    fetch_add(k.ctl, (0, S.CTL_PAUSED), 1)
+    spins = 0
+    ok = True
+    while load_acquire(k.ctl, (0, S.CTL_PAUSE)) != 0:
+        if load_relaxed(k.ctl, (0, S.CTL_ABORT)) != 0:
+            ok = False
+            break
+        for i in range(cpus.shape[0]):
+            handle_ipis(k, cpus[i])
+        spins += 1
+        if spins % SPIN_BEFORE_YIELD == 0:
+            sched_yield()
+        else:
+            cpu_relax()
+    fetch_add(k.ctl, (0, S.CTL_PAUSED), -1)
+    return ok
+
+
+@njit(cache=True)
+def _control(k, cpus, tpc, ws):
+    """The control words: returns RET_ABORTED, RET_FINISHED, or -1 to go on."""
+    if load_relaxed(k.ctl, (0, S.CTL_ABORT)) != 0:
+        return RET_ABORTED
+    if k.ctl[0, S.CTL_STOP_ON_ERROR] != 0 and load_relaxed(k.kasan_report, (0, 0)) > 0:
+        store_release(k.ctl, (0, S.CTL_ERROR), 1)
+        store_release(k.ctl, (0, S.CTL_ABORT), 1)
+        return RET_ABORTED
+    if load_relaxed(k.ctl, (0, S.CTL_PAUSE)) != 0 and _quiet(k, cpus, tpc):
+        if not _pause(k, cpus):
+            return RET_ABORTED
+    if _all_done(k, cpus, tpc):
+        if ws[WS_DONE_SIGNALLED] == 0:
+            ws[WS_DONE_SIGNALLED] = 1
+            fetch_add(k.ctl, (0, S.CTL_DONE), 1)
+        if load_acquire(k.ctl, (0, S.CTL_DONE)) >= k.ctl[0, S.CTL_NR_WORKERS]:
+            return RET_FINISHED
+    return -1
+
+
+@njit(cache=True)
+def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps):
+    """Step the hosted CPUs `cpus` for up to `max_steps` steps.
+
+    With one hosted CPU every step is that CPU's; with several, each step's CPU is drawn
+    from ws[WS_RNG] and, while `schedule` has room, recorded there (as the index into
+    `cpus`).  Returns RET_BATCH, RET_FINISHED or RET_ABORTED."""
+    tpc = k.config[S.CONFIG_NR_TASKS_PER_CPU]
+    msg = np.zeros(k.slots.shape[2] - 1, np.int64)
+    n = cpus.shape[0]
+    cap = schedule.shape[0]
+    steps = 0
+    while steps < max_steps:
+        allow_new = load_relaxed(k.ctl, (0, S.CTL_PAUSE)) == 0
+        busy = False
+        for _ in range(CTL_EVERY):
+            if n == 1:
+                i = 0
+            else:
+                x = xorshift64(ws[WS_RNG])
+                ws[WS_RNG] = x
+                i = uniform_below(x, n)
+                pos = ws[WS_SCHED_POS]
+                if pos < cap:
+                    schedule[pos] = i
+                    ws[WS_SCHED_POS] = pos + 1
+            if _step(k, wp, wc, msg, cpus[i], tpc, allow_new):
+                busy = True
+        steps += CTL_EVERY
+        r = _control(k, cpus, tpc, ws)
+        if r >= 0:
+            return r
+        if not busy:  # waiting for others (the end, IPI acks, a pause): give way
+            ws[WS_IDLE_SPINS] += 1
+            if ws[WS_IDLE_SPINS] % 16 == 0:
+                sched_yield()
+            else:
+                cpu_relax()
+    return RET_BATCH
+
+
+@njit(cache=True)
+def pending_ipis(k, cpu):
+    return inbox_pending(k.inbox, cpu * NR_RINGS + RING_IPI)

@@ -1,0 +1,630 @@
+"""The runner: a scenario on an emulated machine, in worker processes or in one process.
+
+What it models: the machine running — every emulated CPU executing its workload at
+once.  Parallel mode forks one worker per group of emulated CPUs (one CPU per worker up
+to the host's CPU count, then grouping; `--workers N` sets it), pins each to its host
+CPU per the placement and starts them together at a barrier; inside a worker hosting
+several CPUs the interleaving is seeded (emulator/run/loop.py).  Deterministic mode runs
+every CPU in this process, one seeded step at a time, and records the schedule.
+
+The parent compiles first (no worker compiles), then samples shared counters every
+`sample_interval` seconds without stopping anyone (the stream), shows progress, stops
+the run at its duration (ctl.stop), and watches the workers:
+  - a worker that dies (exception, signal, SIGKILL) is reported by emulated CPU, task,
+    op and phase as its task rows hold them; the others are aborted; partial results
+    are written; exit "crashed" (status 1);
+  - Ctrl-C aborts every worker, writes partial results, exit "interrupted" (130);
+  - no progress for `stall_timeout` seconds aborts the run ("failed"), so the parent
+    never hangs; workers that do not leave after an abort are killed;
+  - workers die with the parent (PR_SET_PDEATHSIG), and the arena is unlinked on
+    every path (emulator/machine/arena.py).
+Results (design section 8): summary.json, stream.msgpack (appended as the run goes),
+slabinfo.txt, lock_stat.txt, kasan.txt, run.log (the workers' log records, through
+multiprocessing-logging), schedule.bin (deterministic mode: int32 index of the CPU
+stepped at each step, in order).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_sentinels
+from pathlib import Path
+
+import numpy as np
+
+from topo import ConfigError, load_topology, place
+
+from ..kernel.boot import Kernel
+from ..kernel.check import check_kernel
+from ..kernel.geometry import kmalloc_slab
+from ..kernel.ops import OP_NAMES, OP_NONE, phase_name
+from ..machine import structs as S
+from ..machine.prng import seed_state
+from ..workload.generator import live_cap, seed_workload, workload_params
+from . import collect as C
+from .loop import RET_ABORTED, RET_BATCH, RET_FINISHED, WS_NR, WS_RNG, WS_SCHED_POS, wait_start, worker_loop
+
+log = logging.getLogger("slabemu")
+
+EXIT_STATUS = {"ok": 0, "failed": 1, "crashed": 1, "interrupted": 130}
+WORKER_ABORTED = 3  # a worker's exit status when it left because of ctl.abort
+BATCH_STEPS = 1 << 16
+SCHEDULE_CAP = 1 << 16
+
+
+@dataclass
+class RunOptions:
+    out: str | None = None
+    stop_on_error: bool = False
+    progress: bool | None = None  # None: a live bar when stderr is a terminal
+    sample_interval: float = 0.5
+    check_interval: float = 0.0  # > 0: pause, check every invariant, resume, this often
+    stall_timeout: float = 60.0
+    start_timeout: float = 120.0
+    abort_grace: float = 10.0
+    quiet: bool = False
+
+
+@dataclass
+class WorkerPlan:
+    cpus: list[int]  # emulated CPU indices (positions in the topology)
+    host_cpu: int | None  # None: not pinned (deterministic mode runs in this process)
+
+
+@dataclass
+class RunResult:
+    summary: dict
+    out: Path
+    exit_code: int
+    violations: list[str] = field(default_factory=list)
+
+
+# -- planning ------------------------------------------------------------------------------
+def plan_workers(topology, placement, workers: int, mode: str) -> list[WorkerPlan]:
+    """Emulated CPUs per worker process and the host CPU each is pinned to."""
+    n = topology.nr_cpus
+    if mode == "deterministic":
+        return [WorkerPlan(list(range(n)), None)]
+    hosts = list(placement.host_cpus_used) or list(placement.host_cpus)
+    if workers <= 0:
+        workers = min(n, len(placement.host_cpus))
+    workers = max(1, min(workers, n))
+    if workers == n:
+        return [WorkerPlan([i], placement.mapping[i]) for i in range(n)]
+    # Contiguous groups keep a node's CPUs together: the interleaving between CPUs of
+    # one worker is seeded, between workers it is real.
+    plans = []
+    base, extra = divmod(n, workers)
+    start = 0
+    for j in range(workers):
+        size = base + (1 if j < extra else 0)
+        plans.append(WorkerPlan(list(range(start, start + size)), hosts[j % len(hosts)]))
+        start += size
+    return plans
+
+
+def prepare_out(out: str | None, scenario_name: str) -> Path:
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path("results") / f"{stamp}-{scenario_name}"
+        i = 1
+        while path.exists():
+            i += 1
+            path = Path("results") / f"{stamp}-{scenario_name}-{i}"
+    else:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise ConfigError("command line", "--out", "a directory (new or empty)",
+                              f"{out} is a file")
+        if path.is_dir() and any(path.iterdir()):
+            raise ConfigError("command line", "--out", "a new or empty directory",
+                              f"{out} is not empty")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("command line", "--out", "a directory that can be created",
+                          f"{out or path}: {e.strerror}") from None
+    return path
+
+
+# -- the worker process ---------------------------------------------------------------------
+def _die_with_parent(parent_pid: int) -> None:
+    """PR_SET_PDEATHSIG: a worker must not outlive (and spin after) its parent."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(WORKER_ABORTED)
+
+
+def _worker_main(k, wp, wc, cpus, host_cpu, seed, index, parent_pid, cpu_ids):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent_pid)
+    wlog = logging.getLogger("slabemu.worker")
+    try:
+        if host_cpu is not None:
+            os.sched_setaffinity(0, {host_cpu})
+        wlog.info("worker %d (pid %d): emulated CPUs %s on host CPU %s", index, os.getpid(),
+                  ",".join(str(cpu_ids[c]) for c in cpus), host_cpu)
+        if not wait_start(k, 0):
+            sys.exit(WORKER_ABORTED)
+        ws = np.zeros(WS_NR, np.int64)
+        ws[WS_RNG] = seed_state(seed, 9000 + index)
+        schedule = np.zeros(0, np.int64)
+        cpus_arr = np.asarray(cpus, np.int64)
+        while True:
+            r = worker_loop(k, wp, wc, cpus_arr, ws, schedule, BATCH_STEPS)
+            if r == RET_FINISHED:
+                wlog.info("worker %d: finished, %d ops", index,
+                          int(sum(k.wl[c, S.WORKLOAD_OPS] for c in cpus)))
+                sys.exit(0)
+            if r == RET_ABORTED:
+                wlog.info("worker %d: aborted", index)
+                sys.exit(WORKER_ABORTED)
+    except SystemExit:
+        raise
+    except BaseException:
+        wlog.exception("worker %d: failed", index)
+        sys.exit(1)
+
+
+# -- progress -------------------------------------------------------------------------------
+class Progress:
+    """A live bar on a terminal (rich), plain lines every few seconds otherwise."""
+
+    def __init__(self, enabled: bool | None, total_ops: int | None, duration: float | None,
+                 quiet: bool = False):
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty() if enabled is None else enabled
+        self.total = total_ops
+        self.duration = duration
+        self._bar = None
+        self._last_line = 0.0
+        if self.tty and not quiet:
+            from rich.progress import (BarColumn, Progress as RichProgress, TextColumn,
+                                       TimeElapsedColumn)
+
+            self._bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                     transient=True, refresh_per_second=4)
+            self._bar.start()
+            total = float(total_ops) if total_ops else float(duration or 1.0)
+            self._task = self._bar.add_task("slabemu", total=total, rate="")
+
+    def update(self, issued: int, ops: int, elapsed: float) -> None:
+        if self.quiet:
+            return
+        rate = ops / elapsed if elapsed > 0 else 0.0
+        if self._bar is not None:
+            done = issued if self.total else elapsed
+            self._bar.update(self._task, completed=done, rate=f"{rate / 1e6:.2f} Mops/s")
+        elif elapsed - self._last_line >= 2.0:
+            self._last_line = elapsed
+            print(f"slabemu: {elapsed:6.1f} s  {ops} ops  {rate / 1e6:.2f} Mops/s",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+# -- the run --------------------------------------------------------------------------------
+class Run:
+    def __init__(self, scenario, options: RunOptions | None = None):
+        self.sc = scenario
+        self.opt = options or RunOptions()
+        self.failure: dict | None = None
+        self.error: str | None = None
+        self.exit = "ok"
+        self.violations: list[str] = []
+        self.checked = False
+        self.events: list[dict] = []
+
+    # The whole run: returns a RunResult with the exit status.
+    def execute(self) -> RunResult:
+        from ..kernel.policy import load_policy
+        from .warmup import warm_up
+
+        sc = self.sc
+        topology = load_topology(sc.topology)
+        policy = load_policy(sc.policy)
+        self.policy = policy
+        placement = place(topology, sc.placement) if sc.mode == "parallel" else None
+        plans = plan_workers(topology, placement, sc.workers, sc.mode)
+        if sc.mode == "deterministic" and sc.ops_per_cpu is None:
+            raise ConfigError(sc.path, "ops_per_cpu",
+                              "an op budget in deterministic mode (ops_per_cpu or --ops)")
+        out = prepare_out(self.opt.out, sc.name)
+        self.out = out
+        handler = self._start_logging(out)
+        stream = C.StreamWriter(out / "stream.msgpack")
+        try:
+            took = warm_up()
+            log.info("model compiled or loaded in %.1f s", took)
+            with Kernel(topology, sc.allocator, seed=sc.seed,
+                        track_full_slabs=policy.track_full_slabs,
+                        live_cap=live_cap(sc.workload.live_objects)) as K:
+                self.K = K
+                wp, wc = self._setup(K, topology, policy)
+                self.wc = wc
+                stream.write({"type": "start", "scenario": sc.name, "topology": topology.name,
+                              "allocator": sc.allocator, "policy": policy.name, "mode": sc.mode,
+                              "seed": sc.seed, "cpus": list(K.cpu_ids),
+                              "nodes": list(K.node_ids),
+                              "workers": [p.cpus for p in plans], "host": C.host_info()})
+                self.stream = stream
+                t0 = time.monotonic()
+                self.t0 = t0
+                try:
+                    if sc.mode == "deterministic":
+                        self._run_inline(K, wp, wc, plans[0])
+                    else:
+                        self._run_parallel(K, wp, wc, plans)
+                except KeyboardInterrupt:
+                    self.exit = "interrupted"
+                    self.error = "interrupted (Ctrl-C)"
+                    self._abort_workers()
+                return self._finish(K, topology, policy, plans, placement, stream, out)
+        finally:
+            stream.close()
+            self._stop_logging(handler)
+
+    def _setup(self, K, topology, policy):
+        sc = self.sc
+        k = K.mem
+        rows = []
+        for spec in sc.caches:
+            if spec.kmalloc:
+                rows.append(K.cache(kmalloc_slab(spec.size, K.mp, sc.allocator)))
+            else:
+                rows.append(K.kmem_cache_create(spec.name, spec.size, align=spec.align))
+        k.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] = 1 if policy.shrink_tolerates_enomem else 0
+        if sc.faults.page_alloc_fail > 0:
+            ppm = max(1, round(sc.faults.page_alloc_fail * 1_000_000))
+            nodes = sc.faults.nodes or tuple(K.node_ids)
+            for nid in nodes:
+                z = K.node_ids.index(nid)
+                k.zone[z, S.ZONE_FAIL_PPM] = ppm
+                k.zone[z, S.ZONE_FAIL_RNG] = seed_state(sc.seed, 7000 + z)
+        seed_workload(k, sc.seed)
+        wp, wc = workload_params(sc, rows, sc.ops_per_cpu)
+        k.ctl[0, :] = 0
+        k.ctl[0, S.CTL_STOP_ON_ERROR] = 1 if self.opt.stop_on_error else 0
+        return wp, wc
+
+    # -- logging -----------------------------------------------------------------------------
+    def _start_logging(self, out: Path):
+        handler = logging.FileHandler(out / "run.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(processName)s %(name)s "
+                                               "%(levelname)s %(message)s"))
+        log.setLevel(logging.INFO)
+        log.addHandler(handler)
+        log.propagate = False
+        return handler
+
+    def _stop_logging(self, handler) -> None:
+        import multiprocessing_logging
+
+        multiprocessing_logging.uninstall_mp_handler(log)
+        log.removeHandler(handler)
+        handler.close()
+
+    # -- deterministic mode ------------------------------------------------------------------
+    def _run_inline(self, K, wp, wc, plan: WorkerPlan) -> None:
+        k = K.mem
+        sc = self.sc
+        k.ctl[0, S.CTL_NR_WORKERS] = 1
+        ws = np.zeros(WS_NR, np.int64)
+        ws[WS_RNG] = seed_state(sc.seed, 9000)
+        schedule = np.zeros(SCHEDULE_CAP, np.int64)
+        cpus = np.asarray(plan.cpus, np.int64)
+        progress = Progress(self.opt.progress, (sc.ops_per_cpu or 0) * K.nr_cpus or None,
+                            sc.duration, self.opt.quiet)
+        self.t_start = time.monotonic()
+        last_sample = self.t_start
+        last_check = self.t_start
+        try:
+            with open(self.out / "schedule.bin", "wb") as sched_file:
+                while True:
+                    r = worker_loop(k, wp, wc, cpus, ws, schedule, SCHEDULE_CAP)
+                    sched_file.write(schedule[:ws[WS_SCHED_POS]].astype("<i4").tobytes())
+                    ws[WS_SCHED_POS] = 0
+                    now = time.monotonic()
+                    elapsed = now - self.t_start
+                    if now - last_sample >= self.opt.sample_interval:
+                        last_sample = now
+                        self.stream.write(C.snapshot(K, elapsed))
+                    progress.update(int(k.wl[:, S.WORKLOAD_ISSUED].sum()),
+                                    int(k.wl[:, S.WORKLOAD_OPS].sum()), elapsed)
+                    if self.opt.check_interval > 0 and now - last_check >= self.opt.check_interval:
+                        last_check = now
+                        self._check_quiescent(K)  # between batches: nothing runs
+                    if sc.duration is not None and elapsed >= sc.duration and k.ctl[0, S.CTL_STOP] == 0:
+                        k.ctl[0, S.CTL_STOP] = 1
+                        self._event("stop", reason="duration")
+                    if r == RET_FINISHED:
+                        break
+                    if r == RET_ABORTED:
+                        if k.ctl[0, S.CTL_ERROR]:
+                            self.exit = "failed"
+                            self.error = "a KASAN report with --stop-on-error"
+                        break
+        finally:
+            progress.close()
+            self.elapsed_run = time.monotonic() - self.t_start
+
+    def _check_quiescent(self, K) -> None:
+        """Every invariant at a point where no op is in flight (live objects included)."""
+        bad = check_kernel(K.mem, K.nr_cpus, K.nr_nodes, live=C.live_objects(K, self.wc))
+        self._event("check", violations=len(bad))
+        if bad:
+            self.violations += bad
+            log.error("invariant check: %d violation(s), first: %s", len(bad), bad[0])
+
+    # -- parallel mode -----------------------------------------------------------------------
+    def _run_parallel(self, K, wp, wc, plans: list[WorkerPlan]) -> None:
+        import multiprocessing_logging
+
+        k = K.mem
+        sc = self.sc
+        opt = self.opt
+        nworkers = len(plans)
+        k.ctl[0, S.CTL_NR_WORKERS] = nworkers
+        multiprocessing_logging.install_mp_handler(log)
+        ctx = mp.get_context("fork")
+        self.procs = []
+        self.plans = plans
+        for j, plan in enumerate(plans):
+            p = ctx.Process(target=_worker_main, name=f"worker-{j}",
+                            args=(k, wp, wc, plan.cpus, plan.host_cpu, sc.seed, j, os.getpid(),
+                                  K.cpu_ids))
+            p.start()
+            self.procs.append(p)
+        progress = Progress(opt.progress, (sc.ops_per_cpu or 0) * K.nr_cpus or None,
+                            sc.duration, opt.quiet)
+        try:
+            self._await_start(k, nworkers)
+            if self.exit != "ok":
+                return
+            k.ctl[0, S.CTL_START] += 1  # the last arrival: every worker goes
+            self.t_start = time.monotonic()
+            self._event("start", workers=nworkers)
+            self._watch(K, progress)
+        except KeyboardInterrupt:
+            self._abort_workers()
+            raise
+        finally:
+            progress.close()
+            self.elapsed_run = time.monotonic() - getattr(self, "t_start", time.monotonic())
+            self._reap_workers()
+
+    def _await_start(self, k, nworkers: int) -> None:
+        deadline = time.monotonic() + self.opt.start_timeout
+        while k.ctl[0, S.CTL_START] < nworkers:
+            if self._check_exits():
+                return
+            if time.monotonic() > deadline:
+                self._fail("failed", "workers did not reach the start barrier in "
+                           f"{self.opt.start_timeout:.0f} s")
+                return
+            time.sleep(0.001)
+
+    def _watch(self, K, progress) -> None:
+        k = K.mem
+        sc = self.sc
+        opt = self.opt
+        sentinels = [p.sentinel for p in self.procs]
+        last_steps = -1
+        last_move = time.monotonic()
+        last_check = time.monotonic()
+        abort_at = None
+        while True:
+            wait_sentinels(sentinels, timeout=opt.sample_interval)
+            now = time.monotonic()
+            elapsed = now - self.t_start
+            self.stream.write(C.snapshot(K, elapsed))
+            progress.update(int(k.wl[:, S.WORKLOAD_ISSUED].sum()), int(k.wl[:, S.WORKLOAD_OPS].sum()),
+                            elapsed)
+            self._check_exits()
+            if all(p.exitcode is not None for p in self.procs):
+                return
+            if k.ctl[0, S.CTL_ERROR] and self.exit == "ok":
+                self.exit = "failed"
+                self.error = "a KASAN report with --stop-on-error"
+                self._event("stop", reason="kasan")
+            if k.ctl[0, S.CTL_ABORT]:
+                abort_at = abort_at or now
+                if now - abort_at > opt.abort_grace:
+                    self._kill_workers()
+                continue
+            if sc.duration is not None and elapsed >= sc.duration and k.ctl[0, S.CTL_STOP] == 0:
+                k.ctl[0, S.CTL_STOP] = 1
+                self._event("stop", reason="duration")
+            if opt.check_interval > 0 and now - last_check >= opt.check_interval and k.ctl[0, S.CTL_DONE] == 0:
+                last_check = now
+                if self._pause(k):
+                    self._check_quiescent(K)
+                    self.stream.write(C.snapshot(K, now - self.t_start) | {"consistent": True})
+                    k.ctl[0, S.CTL_PAUSE] = 0
+            steps = int(k.wl[:, S.WORKLOAD_STEPS].sum()) + int(k.cpu[:, S.CPU_IPIS_HANDLED].sum())
+            if steps != last_steps:
+                last_steps, last_move = steps, now
+            elif now - last_move > opt.stall_timeout:
+                self._fail("failed", f"no progress for {opt.stall_timeout:.0f} s "
+                           f"({self._in_flight_text(K)})")
+
+    def _pause(self, k) -> bool:
+        """Ask every worker to pause; True once all have (ctl.pause stays set)."""
+        k.ctl[0, S.CTL_PAUSE] = 1
+        deadline = time.monotonic() + 10.0
+        while k.ctl[0, S.CTL_PAUSED] < len(self.procs):
+            if k.ctl[0, S.CTL_DONE] > 0 or k.ctl[0, S.CTL_ABORT] or time.monotonic() > deadline \
+                    or any(p.exitcode is not None for p in self.procs):
+                k.ctl[0, S.CTL_PAUSE] = 0
+                return False
+            time.sleep(0.0005)
+        return True
+
+    def _check_exits(self) -> bool:
+        """Notice dead workers; True if the run has failed."""
+        for j, p in enumerate(self.procs):
+            code = p.exitcode
+            if code is None or code == 0 or getattr(p, "_seen", False):
+                continue
+            p._seen = True
+            if code == WORKER_ABORTED and self.K.mem.ctl[0, S.CTL_ABORT]:
+                continue
+            self._worker_died(j, p, code)
+        return self.exit != "ok"
+
+    def _worker_died(self, j: int, p, code: int) -> None:
+        K = self.K
+        tpc = K.cfg.tasks_per_cpu
+        plan = self.plans[j]
+        cpu = next((c for c in plan.cpus if K.mem.task[c * tpc, S.TASK_OP] != OP_NONE),
+                   plan.cpus[0])
+        t = cpu * tpc
+        op = int(K.mem.task[t, S.TASK_OP])
+        phase = int(K.mem.task[t, S.TASK_PHASE])
+        if code < 0:
+            try:
+                reason = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                reason = f"killed by signal {-code}"
+        else:
+            reason = f"exit status {code}"
+        self.failure = {"cpu": K.cpu_ids[cpu], "task": t,
+                        "op": OP_NAMES[op] if op < len(OP_NAMES) else str(op),
+                        "phase": phase_name(op, phase) if op != OP_NONE else None,
+                        "worker_pid": p.pid, "worker": j, "reason": reason}
+        where = (f"in {self.failure['op']} phase {self.failure['phase']}" if op != OP_NONE
+                 else "between ops")
+        self._fail("crashed", f"worker {j} (pid {p.pid}, emulated CPU {K.cpu_ids[cpu]}, task {t}) "
+                   f"{reason} {where}")
+
+    def _in_flight_text(self, K) -> str:
+        tpc = K.cfg.tasks_per_cpu
+        busy = []
+        for c in range(K.nr_cpus):
+            op = int(K.mem.task[c * tpc, S.TASK_OP])
+            if op != OP_NONE:
+                busy.append(f"cpu {K.cpu_ids[c]}: {OP_NAMES[op]}/"
+                            f"{phase_name(op, int(K.mem.task[c * tpc, S.TASK_PHASE]))}")
+        return "; ".join(busy) or "no op in flight"
+
+    def _fail(self, state: str, why: str) -> None:
+        if self.exit == "ok":
+            self.exit = state
+            self.error = why
+        log.error("%s", why)
+        self._event("failure", state=state, reason=why)
+        self.K.mem.ctl[0, S.CTL_ABORT] = 1
+
+    def _abort_workers(self) -> None:
+        if getattr(self, "K", None) is not None and self.K.mem is not None:
+            self.K.mem.ctl[0, S.CTL_ABORT] = 1
+
+    def _kill_workers(self) -> None:
+        for p in getattr(self, "procs", []):
+            if p.exitcode is None:
+                p.kill()
+
+    def _reap_workers(self) -> None:
+        procs = getattr(self, "procs", [])
+        deadline = time.monotonic() + self.opt.abort_grace
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in procs:
+            if p.exitcode is None:
+                p.kill()
+                p.join(5.0)
+        self._check_exits()
+
+    def _event(self, event: str, **kw) -> None:
+        rec = {"type": "event", "t": round(time.monotonic() - getattr(self, "t0", time.monotonic()), 6),
+               "event": event, **kw}
+        self.events.append(rec)
+        if getattr(self, "stream", None) is not None:
+            self.stream.write(rec)
+
+    # -- results -----------------------------------------------------------------------------
+    def _finish(self, K, topology, policy, plans, placement, stream, out: Path) -> RunResult:
+        sc = self.sc
+        k = K.mem
+        elapsed = getattr(self, "elapsed_run", 0.0)
+        if self.exit == "ok":
+            if all(k.task[c * K.cfg.tasks_per_cpu, S.TASK_OP] == OP_NONE for c in range(K.nr_cpus)):
+                self._check_quiescent(K)
+                self.checked = True
+            if self.violations:
+                self.exit = "failed"
+                self.error = f"{len(self.violations)} invariant violation(s): {self.violations[0]}"
+        stream.write(C.snapshot(K, elapsed))
+        ops = C.ops_per_cpu(k)
+        total = sum(ops)
+        summary = {
+            "schema": C.SCHEMA,
+            "scenario": sc.name,
+            "scenario_path": str(sc.path),
+            "allocator": sc.allocator,
+            "mode": sc.mode,
+            "seed": sc.seed,
+            "commit": C.git_commit(),
+            "exit": self.exit,
+            "error": self.error,
+            "duration_s": round(elapsed, 6),
+            "topology": {"name": topology.name, "arch": topology.arch,
+                         "page_size": topology.page_size, "nodes": topology.nr_nodes,
+                         "cpus": topology.nr_cpus},
+            "policy": {"name": policy.name, "switches": policy.switches()},
+            "ops": {"total": total, "per_cpu": ops,
+                    "per_second": round(total / elapsed, 1) if elapsed > 0 else 0.0},
+            "workload": C.workload_counters(k),
+            "workers": {"count": len(plans),
+                        "per_worker_cpus": [[K.cpu_ids[c] for c in p.cpus] for p in plans],
+                        "placement": ([{"cpu": c, "host_cpu": h} for c, h in
+                                       zip(placement.cpus, placement.mapping)]
+                                      if placement is not None else [])},
+            "caches": C.cache_rows(K),
+            "locks": C.lock_rows(K),
+            "zones": C.zone_rows(K),
+            "kasan": C.kasan_rows(K),
+            "kasan_total": C.kasan_count(k),
+            "leaks": C.leak_summary(K),
+            "failure": self.failure,
+            "invariants": {"checked": self.checked, "violations": self.violations[:50],
+                           "count": len(self.violations)},
+            "host": C.host_info(),
+        }
+        stream.write({"type": "end", "t": round(elapsed, 6), "exit": self.exit})
+        self._write_reports(out, summary)
+        log.info("run ended: %s (%s ops in %.2f s)", self.exit, total, elapsed)
+        return RunResult(summary, out, EXIT_STATUS[self.exit], self.violations)
+
+    def _write_reports(self, out: Path, summary: dict) -> None:
+        from ..report.kasan import format_kasan
+        from ..report.lockstat import format_lock_stat
+        from ..report.slabinfo import format_slabinfo
+
+        (out / "slabinfo.txt").write_text(format_slabinfo(summary["caches"], extended=True))
+        (out / "lock_stat.txt").write_text(format_lock_stat(summary["locks"]))
+        (out / "kasan.txt").write_text(format_kasan(summary["kasan"], summary["kasan_total"]))
+        tmp = out / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(out / "summary.json")
+
+
+def run_scenario(scenario, options: RunOptions | None = None) -> RunResult:
+    return Run(scenario, options).execute()
