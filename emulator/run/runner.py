@@ -155,8 +155,11 @@ def _worker_main(k, wp, wc, cpus, host_cpu, seed, index, parent_pid, cpu_ids):
     try:
         if host_cpu is not None:
             os.sched_setaffinity(0, {host_cpu})
-        wlog.info("worker %d (pid %d): emulated CPUs %s on host CPU %s", index, os.getpid(),
-                  ",".join(str(cpu_ids[c]) for c in cpus), host_cpu)
+        import psutil
+
+        wlog.info("worker %d (pid %d): emulated CPUs %s on host CPU %s, affinity %s", index,
+                  os.getpid(), ",".join(str(cpu_ids[c]) for c in cpus), host_cpu,
+                  ",".join(str(c) for c in psutil.Process().cpu_affinity()))
         if not wait_start(k, 0):
             sys.exit(WORKER_ABORTED)
         ws = np.zeros(WS_NR, np.int64)
