@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import resource
 import logging
 import multiprocessing as mp
 import os
@@ -397,6 +398,8 @@ class Run:
             self.procs.append(p)
         progress = Progress(opt.progress, (sc.ops_per_cpu or 0) * K.nr_cpus or None,
                             sc.duration, opt.quiet)
+        parent0 = time.process_time()
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             self._await_start(k, nworkers)
             if self.exit != "ok":
@@ -412,6 +415,14 @@ class Run:
             progress.close()
             self.elapsed_run = time.monotonic() - getattr(self, "t_start", time.monotonic())
             self._reap_workers()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # The runner's own cost: the parent's CPU time (sampling, progress, control)
+            # against the workers' (reaped children only: a worker still running at the
+            # end would be missing, but every path above reaps or kills them).
+            self.cpu_times = {
+                "parent_s": round(time.process_time() - parent0, 6),
+                "workers_s": round(children.ru_utime + children.ru_stime
+                                   - children0.ru_utime - children0.ru_stime, 6)}
 
     def _await_start(self, k, nworkers: int) -> None:
         deadline = time.monotonic() + self.opt.start_timeout
@@ -431,13 +442,18 @@ class Run:
         sentinels = [p.sentinel for p in self.procs]
         last_steps = -1
         last_move = time.monotonic()
-        last_check = time.monotonic()
+        last_check = last_sample = time.monotonic()
+        # wake for --check-interval too when it is shorter than the sample interval
+        tick = min(opt.sample_interval, opt.check_interval) if opt.check_interval > 0 \
+            else opt.sample_interval
         abort_at = None
         while True:
-            wait_sentinels(sentinels, timeout=opt.sample_interval)
+            wait_sentinels(sentinels, timeout=tick)
             now = time.monotonic()
             elapsed = now - self.t_start
-            self.stream.write(C.snapshot(K, elapsed))
+            if now - last_sample >= opt.sample_interval or tick == opt.sample_interval:
+                last_sample = now
+                self.stream.write(C.snapshot(K, elapsed))
             progress.update(int(k.wl[:, S.WORKLOAD_ISSUED].sum()), int(k.wl[:, S.WORKLOAD_OPS].sum()),
                             elapsed)
             self._check_exits()
@@ -610,6 +626,7 @@ class Run:
             "invariants": {"checked": self.checked, "violations": self.violations[:50],
                            "count": len(self.violations)},
             "host": C.host_info(),
+            "cpu_times": getattr(self, "cpu_times", None),
         }
         stream.write({"type": "end", "t": round(elapsed, 6), "exit": self.exit})
         self._write_reports(out, summary)
