@@ -90,26 +90,35 @@ class RunResult:
 
 # -- planning ------------------------------------------------------------------------------
 def plan_workers(topology, placement, workers: int, mode: str) -> list[WorkerPlan]:
-    """Emulated CPUs per worker process and the host CPU each is pinned to."""
+    """Emulated CPUs per worker process and the host CPU each is pinned to.
+
+    One worker per emulated CPU, pinned where the placement says, when `workers` is the
+    number of emulated CPUs (the default up to the host's CPU count).  With fewer, the
+    emulated CPUs the placement puts on one host CPU share a worker pinned there: the
+    placement is honoured either way.  When `workers` differs from the number of host
+    CPUs the placement uses, neighbouring host CPUs' groups are merged (fewer workers) or
+    a host CPU's group is split between several workers pinned to it (more)."""
     n = topology.nr_cpus
     if mode == "deterministic":
         return [WorkerPlan(list(range(n)), None)]
-    hosts = list(placement.host_cpus_used) or list(placement.host_cpus)
     if workers <= 0:
         workers = min(n, len(placement.host_cpus))
     workers = max(1, min(workers, n))
     if workers == n:
         return [WorkerPlan([i], placement.mapping[i]) for i in range(n)]
-    # Contiguous groups keep a node's CPUs together: the interleaving between CPUs of
-    # one worker is seeded, between workers it is real.
-    plans = []
-    base, extra = divmod(n, workers)
-    start = 0
-    for j in range(workers):
-        size = base + (1 if j < extra else 0)
-        plans.append(WorkerPlan(list(range(start, start + size)), hosts[j % len(hosts)]))
-        start += size
-    return plans
+    by_host: dict[int, list[int]] = {}
+    for i, h in enumerate(placement.mapping):
+        by_host.setdefault(h, []).append(i)
+    groups = [(h, cpus) for h, cpus in sorted(by_host.items())]
+    while len(groups) > workers:  # merge the two smallest neighbours
+        j = min(range(len(groups) - 1), key=lambda x: len(groups[x][1]) + len(groups[x + 1][1]))
+        groups[j:j + 2] = [(groups[j][0], sorted(groups[j][1] + groups[j + 1][1]))]
+    while len(groups) < workers:  # split the largest group; both halves stay on its host
+        j = max(range(len(groups)), key=lambda x: len(groups[x][1]))
+        h, cpus = groups[j]
+        half = len(cpus) // 2
+        groups[j:j + 1] = [(h, cpus[:half]), (h, cpus[half:])]
+    return [WorkerPlan(cpus, h) for h, cpus in groups]
 
 
 def prepare_out(out: str | None, scenario_name: str) -> Path:
@@ -613,9 +622,10 @@ class Run:
             "workload": C.workload_counters(k),
             "workers": {"count": len(plans),
                         "per_worker_cpus": [[K.cpu_ids[c] for c in p.cpus] for p in plans],
-                        "placement": ([{"cpu": c, "host_cpu": h} for c, h in
-                                       zip(placement.cpus, placement.mapping)]
-                                      if placement is not None else [])},
+                        # where each emulated CPU ran: its worker's host CPU
+                        "placement": sorted(({"cpu": K.cpu_ids[c], "host_cpu": p.host_cpu}
+                                             for p in plans if p.host_cpu is not None
+                                             for c in p.cpus), key=lambda e: e["cpu"])},
             "caches": C.cache_rows(K),
             "locks": C.lock_rows(K),
             "zones": C.zone_rows(K),

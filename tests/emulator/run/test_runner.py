@@ -174,10 +174,6 @@ def test_workers_pinned_to_their_placement(tmp_path, swap):
 
 
 @needs_two
-@pytest.mark.xfail(strict=True, reason=(
-    "runner bug: with grouping (fewer workers than emulated CPUs) plan_workers deals the "
-    "sorted host CPUs out round-robin and ignores the placement map, so summary "
-    "workers.placement says CPUs 0,1 run on host CPU b while their worker is pinned to a"))
 def test_grouped_workers_follow_an_explicit_map(tmp_path):
     # twonode-2n4c, 2 workers: worker 0 hosts CPUs 0,1 and worker 1 CPUs 2,3; the map puts
     # CPUs 0,1 on the second host CPU and 2,3 on the first.
@@ -280,3 +276,21 @@ def test_check_interval_is_honoured_below_the_sample_interval(tmp_path):
     # 2 s at one check per 0.2 s (plus the pause itself) is ~7; one per sample is 0 or 1.
     assert len(mid) >= 3, f"{len(mid)} checks in {stop - start:.2f} s: {mid}"
     assert s["invariants"]["violations"] == []
+
+
+def test_plan_workers_groups_by_host_cpu():
+    from topo import load_topology, place
+
+    t = load_topology("twonode-2n4c")
+    # CPUs 0 and 2 on host 5, 1 and 3 on host 7: two workers, one per host CPU
+    p = place(t, {0: 5, 1: 7, 2: 5, 3: 7}, allowed=[5, 7])
+    plans = plan_workers(t, p, 2, "parallel")
+    assert [(pl.cpus, pl.host_cpu) for pl in plans] == [([0, 2], 5), ([1, 3], 7)]
+    # one worker: every group merged
+    plans = plan_workers(t, p, 1, "parallel")
+    assert [(pl.cpus, pl.host_cpu) for pl in plans] == [([0, 1, 2, 3], 5)]
+    # three workers on two host CPUs: a group is split, both halves stay on its host
+    plans = plan_workers(t, p, 3, "parallel")
+    assert sorted(c for pl in plans for c in pl.cpus) == [0, 1, 2, 3]
+    for pl in plans:
+        assert all(p.host_cpu_of(c) == pl.host_cpu for c in pl.cpus)
