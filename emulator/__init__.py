@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 NOT_JITTED = frozenset({
     "cli.py", "report/__init__.py", "report/slabinfo.py", "report/lockstat.py",
     "report/kasan.py", "report/leaks.py", "report/summary.py", "report/results.py",
+    "report/compare.py", "__init__.py",
     "run/runner.py", "run/collect.py", "run/warmup.py", "workload/__init__.py",
     "workload/scenario.py", "kernel/policy.py", "kernel/check.py", "kernel/boot.py",
     "kernel/warmup.py",

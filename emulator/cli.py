@@ -277,12 +277,79 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
+# -- compare ------------------------------------------------------------------------------------
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from .kernel.policy import load_policy
+    from .report.compare import format_compare
+    from .run.runner import EXIT_STATUS, RunOptions, run_scenario
+    from .workload.scenario import load_scenario
+
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    if not policies:
+        raise UsageError("--policies: expected a comma-separated list of policies, e.g. "
+                         "pre-series,v2-full")
+    if len(set(policies)) != len(policies):
+        raise UsageError(f"--policies: expected each policy once, got {args.policies!r}")
+    for p in policies:
+        load_policy(p)  # bad names fail before anything runs
+    overrides = _run_overrides(args)
+    base = load_scenario(args.scenario)
+    scenarios = [base.with_overrides(**overrides, policy=p) for p in policies]
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError("command line", "--out", "a new or empty directory", args.out)
+    else:
+        out = Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-compare-{base.name}"
+    summaries = []
+    status = 0
+    for sc in scenarios:
+        opts = RunOptions(out=str(out / sc.policy.replace("/", "_")), stop_on_error=args.stop_on_error,
+                          progress=False if args.no_progress else None,
+                          sample_interval=args.sample_interval,
+                          check_interval=args.check_interval or 0.0, quiet=args.no_progress)
+        result = run_scenario(sc, opts)
+        summaries.append(result.summary)
+        if result.summary.get("error"):
+            print(f"{PROG}: {sc.policy}: run {result.summary['exit']}: {result.summary['error']}",
+                  file=sys.stderr)
+        status = max(status, result.exit_code)
+        if result.exit_code == EXIT_STATUS["interrupted"]:
+            break
+    if args.json:
+        _print_json({"scenario": base.name, "runs": summaries})
+    else:
+        print(format_compare(base.name, summaries), end="")
+        print(f"results: {out}")
+    return status
+
+
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="run a scenario under several policies, side by side",
+        description="Run one scenario once per policy (the same seed and options) and print "
+                    "one table: dead caches leaked, pages leaked, memcgs pinned, KASAN "
+                    "use-after-frees, ops/s, list_lock acquisitions and contentions per 1000 "
+                    "ops.  Each run's results go to DIR/<policy>/.")
+    _add_run_options(p)
+    p.add_argument("--policies", metavar="P1,P2,...", required=True,
+                   help="policy presets (configs/policies) or files, comma-separated")
+    p.add_argument("--out", metavar="DIR",
+                   help="results directory (default results/<time>-compare-<scenario>/)")
+    p.set_defaults(func=cmd_compare, policy=None)
+
+
 def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
     raise UsageError(f"a subcommand is required (see '{parser.prog} --help')")
 
 
 # Each entry registers one top-level subcommand on the sub-parsers action.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_topo, add_caches, add_run]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_topo, add_caches, add_run,
+                                                                 add_compare]
 
 
 # -- report -----------------------------------------------------------------------------------

@@ -346,3 +346,41 @@ def test_report_json_of_a_real_run(capsys, real_run, view, key):
     code, out, err = run(capsys, "report", real_run, view, "--json")
     assert code == 0 and err == ""
     assert json.loads(out) == (s if key is None else s[key])
+
+
+# -- slabemu compare ----------------------------------------------------------------------------
+def test_compare_prints_one_table_and_a_run_per_policy(tmp_path, capsys):
+    from emulator.cli import main
+
+    out = tmp_path / "cmp"
+    rc = main(["compare", "memcg-churn", "--policies", "pre-series,v2-full", "--ops", "4000",
+               "--mode", "deterministic", "--out", str(out), "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    lines = text.splitlines()
+    header = next(l for l in lines if "pre-series" in l and "v2-full" in l)
+    assert header.split() == ["pre-series", "v2-full"]
+    leaked = next(l for l in lines if l.startswith("dead caches leaked")).split()
+    assert int(leaked[-2]) > 0 and int(leaked[-1]) == 0
+    for label in ("pages leaked", "memcgs pinned", "use-after-frees (KASAN)", "ops/s",
+                  "list_lock acq / 1000 ops", "list_lock cont / 1000 ops"):
+        assert any(l.startswith(label) for l in lines), label
+    assert (out / "pre-series" / "summary.json").exists()
+    assert (out / "v2-full" / "summary.json").exists()
+
+
+def test_compare_json_and_bad_policies(tmp_path, capsys):
+    import json
+
+    from emulator.cli import main
+
+    rc = main(["compare", "memcg-churn", "--policies", "v2-1-3", "--ops", "2000", "--mode",
+               "deterministic", "--out", str(tmp_path / "j"), "--no-progress", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["scenario"] == "memcg-churn"
+    assert [r["policy"]["name"] for r in doc["runs"]] == ["v2-1-3"]
+    for bad in ("nope", "v2-full,v2-full", ","):
+        rc = main(["compare", "memcg-churn", "--policies", bad, "--out", str(tmp_path / "x")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and err[0].startswith("slabemu: error:"), (bad, err)
+        assert not (tmp_path / "x").exists()

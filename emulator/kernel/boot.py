@@ -58,7 +58,7 @@ class Kernel:
     def __init__(self, topology, allocator: str = "slub", *, kasan: bool = True,
                  lock_stats: bool = True, seed: int = 0, extra_caches: int = 16,
                  track_full_slabs: bool = False, cfg: MachineConfig | None = None,
-                 live_cap: int = 0):
+                 live_cap: int = 0, max_memcgs: int = 1):
         if allocator not in ALLOCATORS:
             raise ValueError(f"allocator must be slub or slab, not {allocator!r}")
         self.topology = topology
@@ -69,7 +69,8 @@ class Kernel:
             cfg = MachineConfig(allocator=allocator, kasan=kasan, lock_stats=lock_stats,
                                 max_caches=len(geoms) + extra_caches,
                                 inbox_capacity=max(1024, 1 << (topology.nr_cpus - 1).bit_length()),
-                                ac_max_limit=SLAB_AC_WIDTH, live_cap=live_cap)
+                                ac_max_limit=SLAB_AC_WIDTH, live_cap=live_cap,
+                                max_memcgs=max_memcgs)
         self.cfg = cfg
         self.machine = Machine(topology, cfg)
         try:
@@ -241,9 +242,44 @@ class Kernel:
     def cache(self, name: str) -> int:
         return self.by_name[name].row
 
+    def sync_caches(self) -> None:
+        """Bring `caches` up to date with memcg child caches created and destroyed by
+        jitted code: a child is named like the kernel's memcg caches,
+        "<root>(<row>:m<memcg>)"."""
+        k = self.mem
+        by_row = {c.row: c for c in self.caches}
+        keep = []
+        for c in self.caches:
+            active = k.kmem_cache[c.row, S.KMEM_CACHE_STATE] == S.CACHE_ACTIVE
+            if c.root < 0 or (active and int(k.memcg_cache_params[c.row, S.MEMCG_CACHE_PARAMS_MEMCG]) == c.memcg
+                              and int(k.memcg_cache_params[c.row, S.MEMCG_CACHE_PARAMS_ROOT_CACHE]) == c.root):
+                keep.append(c)
+            else:
+                self.by_name.pop(c.name, None)
+        self.caches = keep
+        by_row = {c.row: c for c in self.caches}
+        for row in range(k.kmem_cache.shape[0]):
+            if k.kmem_cache[row, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE or row in by_row:
+                continue
+            root = int(k.memcg_cache_params[row, S.MEMCG_CACHE_PARAMS_ROOT_CACHE])
+            memcg = int(k.memcg_cache_params[row, S.MEMCG_CACHE_PARAMS_MEMCG])
+            parent = next((c for c in self.caches if c.row == root), None)
+            if root < 0 or parent is None:
+                continue
+            info = CacheInfo(f"{parent.name}({row}:m{memcg})", row, parent.geometry, root, memcg)
+            self.caches.append(info)
+            self.by_name[info.name] = info
+
     def name_of(self, row: int) -> str:
         for c in self.caches:
             if c.row == row:
+                return c.name
+        return f"cache#{row}"
+
+    def root_name(self, row: int) -> str:
+        """The name of a root cache row (boot or named caches never go away)."""
+        for c in self.caches:
+            if c.row == row and c.root < 0:
                 return c.name
         return f"cache#{row}"
 

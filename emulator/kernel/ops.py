@@ -28,11 +28,13 @@ import numpy as np
 from numba import njit
 
 from ..machine import structs as S
-from ..machine.atomics import fetch_add, load_acquire
+from ..machine.atomics import cmpxchg, fetch_add, load_acquire, store_release
 from ..machine.inbox import inbox_pending, inbox_recv, inbox_send
+from ..machine.spinlock import spin_lock, spin_unlock
 from ..machine.machine import NR_RINGS, RING_IPI
 from .kasan import KASAN_PAGE_REDZONE, kasan_poison_shadow, kasan_unpoison_shadow
 from .page_alloc import __GFP_COMP, __free_pages, alloc_pages_node
+from .slab_common import OP_CACHE_DESTROY as _SC_OP_CACHE_DESTROY
 from .slab_common import (
     NUMA_NO_NODE,
     PTR_BAD,
@@ -51,6 +53,8 @@ from .slub import (
     SF_DONE,
     SF_PUT_PARTIAL,
     SF_RETRY,
+    SF_STAT,
+    TF_DISCARDED,
     __flush_cpu_slab,
     has_cpu_slab,
     shrink_node,
@@ -60,7 +64,21 @@ from .slub import (
     slab_free_fast,
     slab_free_inline,
     slab_free_put_partial,
+    slab_free_stat,
 )
+from .memcontrol import (
+    DESTROY_AFTER_SYNC,
+    DESTROY_NONE,
+    DESTROY_QUEUED,
+    cache_slabs,
+    kmem_cache_release,
+    mark_dead,
+    memcg_create_kmem_cache,
+    memcg_kmem_get_cache,
+    queue_destroy,
+)
+from .rcu import rcu_qs, rcu_request_gp, rcu_sync_done
+from .workqueue import WORK_CACHE_DESTROY, schedule_work
 
 # ops
 OP_NONE = 0
@@ -70,9 +88,14 @@ OP_FREE = 3  # kfree(obj)
 OP_CACHE_FREE = 4  # kmem_cache_free(cache, obj)
 OP_SHRINK = 5  # kmem_cache_shrink(cache)
 OP_REAP = 6  # SLAB's cache_reap() work on this CPU, over every cache
-NR_OPS = 7
+OP_MEMCG_OFFLINE = 7  # mem_cgroup_css_offline -> memcg_unregister_all_caches(memcg)
+OP_CACHE_DESTROY = 8  # the unregister work: memcg_unregister_cache -> kmem_cache_destroy
+OP_CACHE_CREATE = 9  # memcg_create_cache_work_func -> memcg_create_kmem_cache
+NR_OPS = 10
 OP_NAMES = ("none", "kmem_cache_alloc", "kmalloc", "kfree", "kmem_cache_free",
-            "kmem_cache_shrink", "cache_reap")
+            "kmem_cache_shrink", "cache_reap", "memcg_offline", "kmem_cache_destroy",
+            "memcg_create_kmem_cache")
+assert OP_CACHE_DESTROY == _SC_OP_CACHE_DESTROY
 
 # op_step results
 STEP_DONE = 0
@@ -94,20 +117,55 @@ PHASES = {
     (OP_FREE, 1): ("__slab_free", True, True),
     (OP_FREE, 2): ("__slab_free:cmpxchg_double_slab", True, True),
     (OP_FREE, 3): ("__slab_free:put_cpu_partial", True, True),
+    (OP_FREE, 4): ("__slab_free:stat(CPU_PARTIAL_FREE)", True, True),
     (OP_SHRINK, 0): ("__kmem_cache_shrink:kmalloc+flush_all", True, True),
-    (OP_SHRINK, 1): ("flush_all:wait", True, True),
+    # smp_call_function_many(wait=1) waits with preemption disabled (get_cpu)
+    (OP_SHRINK, 1): ("flush_all:wait", False, True),
     (OP_SHRINK, 2): ("__kmem_cache_shrink:node", True, True),  # SLAB: drain_alien_cache
     (OP_SHRINK, 3): ("__kmem_cache_shrink:kfree", True, True),  # SLAB: drain shared
     (OP_SHRINK, 4): ("__kmem_cache_shrink:drain_freelist", True, True),
     (OP_REAP, 0): ("cache_reap", True, True),
+    (OP_MEMCG_OFFLINE, 0): ("memcg_unregister_all_caches:next", True, True),
+    (OP_MEMCG_OFFLINE, 1): ("memcg_unregister_all_caches:kmem_cache_shrink", True, True),
+    (OP_MEMCG_OFFLINE, 2): ("memcg_unregister_all_caches:put_initial_ref", True, True),
+    (OP_MEMCG_OFFLINE, 3): ("memcg_unregister_all_caches:synchronize_sched", True, True),
+    (OP_MEMCG_OFFLINE, 4): ("memcg_unregister_all_caches:unregister", True, True),
+    (OP_CACHE_DESTROY, 0): ("kmem_cache_destroy", True, True),
+    (OP_CACHE_DESTROY, 1): ("kmem_cache_destroy:__kmem_cache_shutdown", True, True),
+    (OP_CACHE_DESTROY, 2): ("kmem_cache_destroy:release", True, True),
+    (OP_CACHE_CREATE, 0): ("memcg_create_kmem_cache", True, True),
 }
-for _ph in range(4):
+for _ph in range(5):
     if (OP_FREE, _ph) in PHASES:
         PHASES[(OP_CACHE_FREE, _ph)] = PHASES[(OP_FREE, _ph)]
 MAX_PHASES = 5
 PHASE_PREEMPTIBLE = np.zeros((NR_OPS, MAX_PHASES), np.int64)
 for (_op, _ph), (_name, _preempt, _irqs) in PHASES.items():
     PHASE_PREEMPTIBLE[_op, _ph] = 1 if _preempt else 0
+PHASE_PREEMPTIBLE_TABLE = PHASE_PREEMPTIBLE  # a global array: frozen into jitted code
+
+
+@njit(cache=True, inline="always")
+def preemptible(k, op, phase):
+    """Is the boundary before (op, phase) a preemption point under the run's policy?
+    Patch 5 (nonpreemptible_free) removes every one inside SLUB's slab_free."""
+    if PHASE_PREEMPTIBLE_TABLE[op, phase] == 0:
+        return False
+    if (op == OP_FREE or op == OP_CACHE_FREE) and phase > 0 and \
+            k.config[S.CONFIG_NONPREEMPTIBLE_FREE] != 0:
+        return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def task_preemptible(k, t):
+    """preemptible() for task t's next phase, the shrink nested in memcg offline and
+    cache destruction included (its flush_all wait is not a preemption point)."""
+    op = k.task[t, S.TASK_OP]
+    phase = k.task[t, S.TASK_PHASE]
+    if (op == OP_MEMCG_OFFLINE or op == OP_CACHE_DESTROY) and phase == 1:
+        return PHASE_PREEMPTIBLE_TABLE[OP_SHRINK, k.task[t, S.TASK_SUB_PHASE]] != 0
+    return preemptible(k, op, phase)
 
 
 def phase_name(op: int, phase: int) -> str:
@@ -131,11 +189,14 @@ def op_start(k, t, op, cache, node, size, obj):
     k.task[t, S.TASK_ITER] = 0
     k.task[t, S.TASK_AUX] = 0
     k.task[t, S.TASK_RESULT] = 0
+    k.task[t, S.TASK_SUB_PHASE] = 0
+    k.task[t, S.TASK_ITER2] = 0
     k.task[t, S.TASK_OPS_STARTED] += 1
 
 
 @njit(cache=True, inline="always")
 def _finish(k, t):
+    k.task[t, S.TASK_PREV_OP] = k.task[t, S.TASK_OP]
     k.task[t, S.TASK_OP] = OP_NONE
     k.task[t, S.TASK_OPS_DONE] += 1
     return STEP_DONE
@@ -164,11 +225,14 @@ def kmalloc_large_node(k, size, node, cpu):
 
 
 @njit(cache=True, inline="always")
-def kmalloc_node(k, size, node, cpu):
-    """kmalloc_node(): a kmalloc cache, or the page allocator beyond the largest one."""
+def kmalloc_node(k, size, node, cpu, t):
+    """kmalloc_node(): a kmalloc cache (task t's memcg child of it, t >= 0), or the page
+    allocator beyond the largest one."""
     s = kmalloc_slab(k, size)
     if s < 0:
         return kmalloc_large_node(k, size, node, cpu)
+    if t >= 0:
+        s = memcg_kmem_get_cache(k, s, t, cpu)
     return cache_alloc(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], node, size, cpu)
 
 
@@ -254,20 +318,33 @@ def op_step(k, t):
     gen = k.task[t, S.TASK_CACHE_GEN]
     if op == OP_ALLOC:
         if cache_touch(k, s, gen, cpu, t, op, phase):
-            k.task[t, S.TASK_RESULT] = cache_alloc(k, s, gen, k.task[t, S.TASK_NODE],
-                                                   k.task[t, S.TASK_SIZE], cpu)
+            s = memcg_kmem_get_cache(k, s, t, cpu)
+            k.task[t, S.TASK_RESULT] = cache_alloc(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN],
+                                                   k.task[t, S.TASK_NODE], k.task[t, S.TASK_SIZE], cpu)
         return _finish(k, t)
     if op == OP_KMALLOC:
-        k.task[t, S.TASK_RESULT] = kmalloc_node(k, k.task[t, S.TASK_SIZE], k.task[t, S.TASK_NODE], cpu)
+        k.task[t, S.TASK_RESULT] = kmalloc_node(k, k.task[t, S.TASK_SIZE], k.task[t, S.TASK_NODE],
+                                                cpu, t)
         return _finish(k, t)
     if op == OP_FREE or op == OP_CACHE_FREE:
         return _free_step(k, t, op, phase, cpu)
     if op == OP_SHRINK:
-        if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
-            return _slab_shrink_step(k, t, op, phase, cpu, s, gen)
-        return _shrink_step(k, t, op, phase, cpu, s, gen)
+        r = shrink_step(k, t, op, phase, cpu, s, gen)
+        if r == SH_DONE:
+            return _finish(k, t)
+        if r == SH_BLOCKED:
+            return STEP_BLOCKED
+        k.task[t, S.TASK_PHASE] = r
+        return STEP_NEXT
     if op == OP_REAP:
         return _reap_step(k, t, cpu)
+    if op == OP_MEMCG_OFFLINE:
+        return _offline_step(k, t, op, phase, cpu)
+    if op == OP_CACHE_DESTROY:
+        return _destroy_step(k, t, op, phase, cpu, s, gen)
+    if op == OP_CACHE_CREATE:
+        memcg_create_kmem_cache(k, s, k.task[t, S.TASK_ITER2], cpu)
+        return _finish(k, t)
     return _finish(k, t)
 
 
@@ -280,22 +357,20 @@ def cache_alloc(k, s, gen, node, size, cpu):
 
 
 @njit(cache=True)
-def _slab_shrink_step(k, t, op, phase, cpu, s, gen):
+def _slab_shrink(k, t, op, phase, cpu, s, gen):
     """SLAB's __kmem_cache_shrink(): drain_cpu_caches (do_drain by IPI, then every
     node's alien arrays, then every node's shared array), then drain_freelist per node;
-    one node per phase."""
+    one node per phase.  Returns the next phase, SH_DONE or SH_BLOCKED."""
     if phase == 1:
         if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
-            return STEP_BLOCKED
+            return SH_BLOCKED
         k.task[t, S.TASK_ITER] = 0
-        k.task[t, S.TASK_PHASE] = 2
-        return STEP_NEXT
+        return 2
     if not cache_touch(k, s, gen, cpu, t, op, phase):
-        return _finish(k, t)
+        return SH_DONE
     if phase == 0:
         k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_DRAIN)  # drain_cpu_caches
-        k.task[t, S.TASK_PHASE] = 1
-        return STEP_NEXT
+        return 1
     nodes = k.machine[0, S.MACHINE_NR_NODES]
     nid = k.task[t, S.TASK_ITER]
     if phase == 2:
@@ -307,11 +382,11 @@ def _slab_shrink_step(k, t, op, phase, cpu, s, gen):
     nid += 1
     if nid >= nodes:
         if phase == 4:
-            return _finish(k, t)
-        nid = 0
-        k.task[t, S.TASK_PHASE] = phase + 1
+            return SH_DONE
+        k.task[t, S.TASK_ITER] = 0
+        return phase + 1
     k.task[t, S.TASK_ITER] = nid
-    return STEP_NEXT
+    return phase
 
 
 @njit(cache=True)
@@ -375,8 +450,17 @@ def _free_step(k, t, op, phase, cpu):
         r = slab_free_begin(k, s, gen, pfn, obj, cpu, t)
     elif phase == 2:
         r = slab_free_cmpxchg(k, s, gen, pfn, obj, cpu, t)
-    else:
+    elif phase == 3:
         r = slab_free_put_partial(k, s, gen, pfn, cpu, t)
+    else:
+        # fault injection, the race window "put_cpu_partial -> stat(s, CPU_PARTIAL_FREE)"
+        # when put_cpu_partial discarded a slab: the CPU stalls there (not a preemption
+        # point: it spins) for race_delay steps
+        if (k.task[t, S.TASK_FLAGS] & TF_DISCARDED) != 0 and \
+                k.task[t, S.TASK_ITER] < k.config[S.CONFIG_RACE_DELAY_SPINS]:
+            k.task[t, S.TASK_ITER] += 1
+            return STEP_BLOCKED
+        r = slab_free_stat(k, s, gen, cpu, t)
     if r == SF_DONE:
         return _finish(k, t)
     if r == SF_CMPXCHG:
@@ -385,37 +469,200 @@ def _free_step(k, t, op, phase, cpu):
         k.task[t, S.TASK_PHASE] = 1
     elif r == SF_PUT_PARTIAL:
         k.task[t, S.TASK_PHASE] = 3
+    else:
+        k.task[t, S.TASK_PHASE] = 4
     return STEP_NEXT
 
 
 @njit(cache=True)
-def _shrink_step(k, t, op, phase, cpu, s, gen):
+def _slub_shrink(k, t, op, phase, cpu, s, gen):
+    """SLUB's __kmem_cache_shrink(): kmalloc the slabs_by_inuse array, flush_all (IPIs,
+    then waiting for them), one node per phase, kfree the array.  Returns the next
+    phase, SH_DONE or SH_BLOCKED.  With TF_SHUTDOWN (__kmem_cache_shutdown) no array is
+    allocated: empty slabs are freed, nothing is sorted."""
     if phase == 1:  # flush_all: wait for every IPI to be acknowledged
         if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
-            return STEP_BLOCKED
+            return SH_BLOCKED
         k.task[t, S.TASK_ITER] = 0
-        k.task[t, S.TASK_PHASE] = 2
-        return STEP_NEXT
+        return 2
     if phase == 3:
         kfree_inline(k, k.task[t, S.TASK_AUX], cpu, t)
-        return _finish(k, t)
+        return SH_DONE
     if not cache_touch(k, s, gen, cpu, t, op, phase):
-        return _finish(k, t)
+        return SH_DONE
     if phase == 0:
-        objects = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
-        arr = kmalloc_node(k, 16 * objects, NUMA_NO_NODE, cpu)  # struct list_head[objects]
-        if arr == 0 and k.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] == 0:
-            k.task[t, S.TASK_RESULT] = -ENOMEM
-            return _finish(k, t)
+        arr = 0
+        if (k.task[t, S.TASK_FLAGS] & TF_SHUTDOWN) == 0:
+            objects = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
+            if k.config[S.CONFIG_FAIL_SHRINK_ALLOC] == 0:  # fault injection: kmalloc fails
+                arr = kmalloc_node(k, 16 * objects, NUMA_NO_NODE, cpu, -1)  # list_head[objects]
+            if arr == 0 and k.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] == 0:
+                k.task[t, S.TASK_RESULT] = -ENOMEM
+                return SH_DONE
         k.task[t, S.TASK_AUX] = arr
         k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_FLUSH_CPU_SLAB)  # flush_all
-        k.task[t, S.TASK_PHASE] = 1
-        return STEP_NEXT
+        return 1
     # phase 2: one node per phase
     nid = k.task[t, S.TASK_ITER]
     shrink_node(k, s, gen, nid, k.task[t, S.TASK_AUX] != 0, cpu)
     nid += 1
     k.task[t, S.TASK_ITER] = nid
     if nid >= k.machine[0, S.MACHINE_NR_NODES]:
-        k.task[t, S.TASK_PHASE] = 3
-    return STEP_NEXT
+        return 3
+    return 2
+
+
+# shrink_step results besides the next phase
+SH_DONE = -1
+SH_BLOCKED = -2
+TF_SHUTDOWN = 1 << 8  # task flag: the shrink is __kmem_cache_shutdown's
+
+
+@njit(cache=True)
+def shrink_step(k, t, op, phase, cpu, s, gen):
+    """One phase of kmem_cache_shrink(s) for either allocator."""
+    if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
+        return _slab_shrink(k, t, op, phase, cpu, s, gen)
+    return _slub_shrink(k, t, op, phase, cpu, s, gen)
+
+
+# -- memcg offline and cache destruction ------------------------------------------------
+@njit(cache=True)
+def _offline_step(k, t, op, phase, cpu):
+    """memcg_unregister_all_caches(memcg), as each state of the series does it, one
+    child cache at a time (task.obj is the memcg, task.iter2 the next root cache row,
+    task.cache the child being processed, task.sub_phase its shrink's phase):
+      0  the next child cache: mark it dead (dead = true; smp_wmb()), patch 7's
+         min_partial = 0;
+      1  kmem_cache_shrink(child), phase by phase (flush_all by IPI, per node);
+      2  pre-series: destroy it now if it holds no slab, else leave it (leaked, pinning
+         the memcg); self-destruct: drop the initial reference, and at 0 destroy it now
+         or, with patch 6, after a synchronize_sched();
+      3  synchronize_sched(): blocked (a quiescent state) until a grace period passed;
+      4  the collected caches' unregister work is queued."""
+    m = k.task[t, S.TASK_OBJ]
+    if phase == 0:
+        if k.task[t, S.TASK_ITER2] == 0:
+            # css offline under memcg_slab_mutex: a creation work either published its
+            # cache before (seen below) or finds the memcg offline and gives up
+            mutex = k.rcu[0, S.RCU_SLAB_MUTEX]
+            spin_lock(k.lock, mutex, cpu)
+            k.memcg[m, S.MEMCG_OFFLINED_BY] = cpu
+            store_release(k.memcg, (m, S.MEMCG_STATE), S.MEMCG_OFFLINE)
+            spin_unlock(k.lock, mutex)
+        r = k.task[t, S.TASK_ITER2]
+        caches = k.kmem_cache.shape[0]
+        while r < caches and load_acquire(k.memcg_caches, (m, r)) < 0:
+            r += 1
+        if r >= caches:
+            if (k.task[t, S.TASK_FLAGS] & 1) != 0:  # caches collected for patch 6
+                k.task[t, S.TASK_ITER] = 0
+                k.task[t, S.TASK_PHASE] = 3
+                return STEP_NEXT
+            _memcg_release_if_unpinned(k, m)
+            return _finish(k, t)
+        child = load_acquire(k.memcg_caches, (m, r))
+        k.task[t, S.TASK_ITER2] = r + 1
+        k.task[t, S.TASK_CACHE] = child
+        k.task[t, S.TASK_CACHE_GEN] = k.kmem_cache[child, S.KMEM_CACHE_GEN]
+        mark_dead(k, child)
+        k.task[t, S.TASK_ITER] = 0
+        k.task[t, S.TASK_AUX] = 0
+        k.task[t, S.TASK_SUB_PHASE] = 0
+        k.task[t, S.TASK_PHASE] = 1
+        return STEP_NEXT
+    s = k.task[t, S.TASK_CACHE]
+    gen = k.task[t, S.TASK_CACHE_GEN]
+    if phase == 1:
+        r = shrink_step(k, t, op, k.task[t, S.TASK_SUB_PHASE], cpu, s, gen)
+        if r == SH_BLOCKED:
+            return STEP_BLOCKED
+        if r != SH_DONE:
+            k.task[t, S.TASK_SUB_PHASE] = r
+            return STEP_NEXT
+        k.task[t, S.TASK_ITER] = 0
+        k.task[t, S.TASK_PHASE] = 2
+        return STEP_NEXT
+    if phase == 2:
+        if cache_touch(k, s, gen, cpu, t, op, phase):
+            if k.config[S.CONFIG_DEAD_CACHES] == 0:
+                # pre-series: destroy only an empty cache; a cache with objects leaks
+                if cache_slabs(k, s) == 0:
+                    if cmpxchg(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DESTROYING),
+                               DESTROY_NONE, DESTROY_QUEUED) == DESTROY_NONE:
+                        schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)
+                else:
+                    k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_LEAKED] = 1
+            else:
+                left = fetch_add(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_REFCNT), -1) - 1
+                if left == 0:
+                    if k.config[S.CONFIG_SYNC_BEFORE_DESTROY] != 0:
+                        if cmpxchg(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DESTROYING),
+                                   DESTROY_NONE, DESTROY_AFTER_SYNC) == DESTROY_NONE:
+                            k.task[t, S.TASK_FLAGS] |= 1
+                    elif cmpxchg(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DESTROYING),
+                                 DESTROY_NONE, DESTROY_QUEUED) == DESTROY_NONE:
+                        schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)  # at once
+        k.task[t, S.TASK_PHASE] = 0
+        return STEP_NEXT
+    if phase == 3:  # synchronize_sched()
+        if k.task[t, S.TASK_ITER] == 0:
+            k.task[t, S.TASK_AUX] = rcu_request_gp(k)
+            k.task[t, S.TASK_ITER] = 1
+        rcu_qs(k, cpu)  # the task sleeps: a quiescent state of this CPU
+        if not rcu_sync_done(k, k.task[t, S.TASK_AUX]):
+            return STEP_BLOCKED
+        k.task[t, S.TASK_PHASE] = 4
+        return STEP_NEXT
+    # phase 4: unregister what was collected
+    for c in range(k.kmem_cache.shape[0]):
+        if k.memcg_cache_params[c, S.MEMCG_CACHE_PARAMS_MEMCG] == m and \
+                k.memcg_cache_params[c, S.MEMCG_CACHE_PARAMS_DESTROYING] == DESTROY_AFTER_SYNC and \
+                k.kmem_cache[c, S.KMEM_CACHE_STATE] == S.CACHE_ACTIVE:
+            k.memcg_cache_params[c, S.MEMCG_CACHE_PARAMS_DESTROYING] = DESTROY_QUEUED
+            schedule_work(k, cpu, WORK_CACHE_DESTROY, c, 0, k.kmem_cache[c, S.KMEM_CACHE_GEN])
+    _memcg_release_if_unpinned(k, m)
+    return _finish(k, t)
+
+
+@njit(cache=True)
+def _memcg_release_if_unpinned(k, m):
+    """css_free() once no child cache pins the offline memcg."""
+    if load_acquire(k.memcg, (m, S.MEMCG_NR_CACHES)) == 0:
+        cmpxchg(k.memcg, (m, S.MEMCG_STATE), S.MEMCG_OFFLINE, S.MEMCG_RELEASED)
+
+
+@njit(cache=True)
+def _destroy_step(k, t, op, phase, cpu, s, gen):
+    """The unregister work, memcg_unregister_cache -> kmem_cache_destroy(s):
+      0  a cache already gone (the work was queued twice) is left alone;
+      1  __kmem_cache_shutdown: flush every CPU (IPIs) and free the empty slabs, phase
+         by phase (the shrink machinery with TF_SHUTDOWN);
+      2  a cache that still holds slabs is not destroyed (the kernel's "Slab cache still
+         has objects"); else kmem_cache_release frees its rows."""
+    if phase == 0:
+        if k.kmem_cache[s, S.KMEM_CACHE_GEN] != gen or k.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
+            return _finish(k, t)
+        k.task[t, S.TASK_FLAGS] |= TF_SHUTDOWN
+        k.task[t, S.TASK_SUB_PHASE] = 0
+        k.task[t, S.TASK_ITER] = 0
+        k.task[t, S.TASK_AUX] = 0
+        k.task[t, S.TASK_PHASE] = 1
+        return STEP_NEXT
+    if phase == 1:
+        r = shrink_step(k, t, op, k.task[t, S.TASK_SUB_PHASE], cpu, s, gen)
+        if r == SH_BLOCKED:
+            return STEP_BLOCKED
+        if r != SH_DONE:
+            k.task[t, S.TASK_SUB_PHASE] = r
+            return STEP_NEXT
+        k.task[t, S.TASK_PHASE] = 2
+        return STEP_NEXT
+    if cache_touch(k, s, gen, cpu, t, op, phase):
+        if cache_slabs(k, s) != 0:
+            k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_DESTROYING] = DESTROY_NONE
+            k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_LEAKED] = 1
+        else:
+            kmem_cache_release(k, s, cpu, phase)
+    return _finish(k, t)
+

@@ -53,6 +53,7 @@ from ..machine.spinlock import spin_lock, spin_trylock, spin_unlock
 from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
 from .page_alloc import __GFP_COMP, __GFP_THISNODE, __free_pages, alloc_pages_node
+from .memcontrol import dead_discards, memcg_charge_slab, memcg_uncharge_slab
 from .slab_common import NUMA_NO_NODE, kasan_kmalloc, node_row
 
 BATCHREFILL_LIMIT = 16
@@ -264,6 +265,7 @@ def _init_slab(k, s, pfn, fl, s_mem, cpu):
     k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_SLABS] += 1
     k.kmem_cache_node[n, S.KMEM_CACHE_NODE_TOTAL_OBJECTS] += num
     spin_unlock(k.lock, lock)
+    memcg_charge_slab(k, s, order)  # kmem_getpages(): memcg_charge_slab
     stat(k, s, cpu, S.STAT_GROWN)
 
 
@@ -305,6 +307,7 @@ def slab_destroy(k, s, pfn, cpu):
     __free_pages(k, pfn, order, cpu)
     if k.kmem_cache[s, S.KMEM_CACHE_OFF_SLAB] != 0:
         free_mgmt_obj(k, k.kmem_cache[s, S.KMEM_CACHE_FREELIST_CACHE], fl, cpu)
+    memcg_uncharge_slab(k, s, order, cpu)  # kmem_freepages(); may queue the destroy
 
 
 @njit(cache=True)
@@ -336,7 +339,8 @@ def free_one(k, s, obj, nid, cpu):
     slab_put_obj(k, s, pfn, obj)
     k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] += 1
     if k.page[pfn, S.PAGE_COUNTERS] == 0:
-        if k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] > k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT]:
+        if k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] > k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT] \
+                or dead_discards(k, s):
             k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] -= k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
             slab_destroy(k, s, pfn, cpu)
         else:
@@ -591,7 +595,17 @@ def cache_flusharray(k, s, ac, cpu):
 
 @njit(cache=True)
 def __cache_free(k, s, obj, pfn, cpu):
-    """__cache_free() (irqs off)."""
+    """__cache_free() (irqs off).  A dead cache under patch 8 has limit 0 on its arrays
+    and free_limit 0: the object goes straight to free_block on its node, which drops
+    the slab if it is now empty."""
+    if dead_discards(k, s):
+        home = k.page[pfn, S.PAGE_NODE]
+        n = node_row(k, s, home)
+        lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
+        spin_lock(k.lock, lock, cpu)
+        free_one(k, s, obj, home, cpu)
+        spin_unlock(k.lock, lock)
+        return
     if k.machine[0, S.MACHINE_NR_NODES] > 1 and cache_free_alien(k, s, obj, pfn, cpu):
         return
     ac = ac_cpu(k, s, cpu)

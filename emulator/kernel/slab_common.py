@@ -35,6 +35,7 @@ from .kasan import (
 from .page_alloc import compound_head
 
 NUMA_NO_NODE = -1
+OP_CACHE_DESTROY = 8  # ops.OP_CACHE_DESTROY (ops imports this module, not the reverse)
 ZERO_SIZE_PTR = 16  # kfree() ignores pointers <= ZERO_SIZE_PTR (ZERO_OR_NULL_PTR)
 
 # kfree() pointer classes
@@ -94,6 +95,12 @@ def kasan_report(k, bug, cpu, task, op, phase, addr, size, cache, shadow):
         k.kasan_report[r, S.KASAN_REPORT_FREED_CPU] = -1
         k.kasan_report[r, S.KASAN_REPORT_FREED_OP] = -1
         k.kasan_report[r, S.KASAN_REPORT_FREED_PHASE] = -1
+        k.kasan_report[r, S.KASAN_REPORT_PREEMPTED] = 1 if task >= 0 and k.task[task, S.TASK_OPS_STARTED] > 0 and \
+            k.task[task, S.TASK_PREEMPTED_OP] == k.task[task, S.TASK_OPS_STARTED] else 0
+        k.kasan_report[r, S.KASAN_REPORT_ALLOC_CPU] = -1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_CPU_OP] = -1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_CPU_PHASE] = -1
+        k.kasan_report[r, S.KASAN_REPORT_CPU_PREV_OP] = k.task[task, S.TASK_PREV_OP] if task >= 0 else -1
     return n
 
 
@@ -111,8 +118,28 @@ def cache_touch(k, s, gen, cpu, task, op, phase):
     use-after-free of the kmem_cache descriptor (always on, whatever `kasan` says)."""
     if k.kmem_cache[s, S.KMEM_CACHE_GEN] == gen:
         return True
-    kasan_report(k, S.BUG_CACHE_USE_AFTER_FREE, cpu, task, op, phase, s, 0, s, 0)
+    report_cache_uaf(k, s, cpu, task, op, phase)
     return False
+
+
+@njit(cache=True)
+def report_cache_uaf(k, s, cpu, task, op, phase):
+    """A touch of a freed kmem_cache: the report says where the descriptor was freed
+    (kmem_cache_destroy on which CPU, in which phase) and what the cache was."""
+    n = kasan_report(k, S.BUG_CACHE_USE_AFTER_FREE, cpu, task, op, phase, s, 0, s, 0)
+    if n < k.kasan_report.shape[0] - 1:
+        r = n + 1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_CPU] = k.kmem_cache[s, S.KMEM_CACHE_FREED_CPU]
+        k.kasan_report[r, S.KASAN_REPORT_FREED_OP] = OP_CACHE_DESTROY
+        k.kasan_report[r, S.KASAN_REPORT_FREED_PHASE] = k.kmem_cache[s, S.KMEM_CACHE_FREED_PHASE]
+        k.kasan_report[r, S.KASAN_REPORT_SIZE] = k.kmem_cache[s, S.KMEM_CACHE_FREED_ROOT]
+        k.kasan_report[r, S.KASAN_REPORT_SHADOW] = k.kmem_cache[s, S.KMEM_CACHE_FREED_MEMCG]
+        k.kasan_report[r, S.KASAN_REPORT_ALLOC_CPU] = k.kmem_cache[s, S.KMEM_CACHE_CREATED_CPU]
+        fc = k.kmem_cache[s, S.KMEM_CACHE_FREED_CPU]
+        if 0 <= fc < k.machine[0, S.MACHINE_NR_CPUS]:
+            ft = fc * k.config[S.CONFIG_NR_TASKS_PER_CPU]
+            k.kasan_report[r, S.KASAN_REPORT_FREED_CPU_OP] = k.task[ft, S.TASK_OP]
+            k.kasan_report[r, S.KASAN_REPORT_FREED_CPU_PHASE] = k.task[ft, S.TASK_PHASE]
 
 
 @njit(cache=True, inline="always")

@@ -61,12 +61,13 @@ import numpy as np
 from numba import njit
 
 from ..machine import structs as S
-from ..machine.atomics import cmpxchg, fetch_add, load_relaxed
+from ..machine.atomics import cmpxchg, cpu_relax, fetch_add, load_relaxed
 from ..machine.prng import uniform_below, xorshift64
 from ..machine.spinlock import spin_lock, spin_unlock
 from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
 from .page_alloc import __GFP_COMP, __free_pages, alloc_pages_node
+from .memcontrol import dead_discards, memcg_charge_slab, memcg_uncharge_slab
 from .slab_common import NUMA_NO_NODE, cache_touch, kasan_kmalloc, node_row
 
 # __slab_free phase results (ops.py maps them onto op phases)
@@ -74,10 +75,12 @@ SF_DONE = 0
 SF_CMPXCHG = 1  # compute done, the CAS without list_lock is next (a preemption point)
 SF_PUT_PARTIAL = 2  # the slab was frozen: put_cpu_partial is next
 SF_RETRY = 3  # the CAS failed: start over
+SF_STAT = 4  # put_cpu_partial done: __slab_free's stat(s, CPU_PARTIAL_FREE) is next
 
 # task flags used by __slab_free
 TF_WAS_FROZEN = 1
 TF_COUNTED = 2
+TF_DISCARDED = 4  # this free discarded a slab (the window before its last touch of s)
 
 
 # -- the packed word ------------------------------------------------------------------
@@ -235,6 +238,7 @@ def new_slab(k, s, node, cpu):
             stat(k, c, S.ORDER_FALLBACK)
     if pfn < 0:
         return 0
+    memcg_charge_slab(k, s, order)
     nid = k.page[pfn, S.PAGE_NODE]
     n = node_row(k, s, nid)
     fetch_add(k.kmem_cache_node, (n, S.KMEM_CACHE_NODE_NR_SLABS), 1)
@@ -279,6 +283,24 @@ def discard_slab(k, s, pfn, cpu):
     k.page[pfn, S.PAGE_FREELIST] = 0
     k.page[pfn, S.PAGE_NEXT] = 0
     __free_pages(k, pfn, order, cpu)
+    memcg_uncharge_slab(k, s, order, cpu)  # __free_slab(); may queue the cache's destroy
+
+
+@njit(cache=True, inline="always")
+def discard_empty(k, s, n):
+    """May an empty slab of node row n be discarded?  n->nr_partial > s->min_partial;
+    for a dead cache under patches 7-8 always (the merged form, 4.0's d6e0b7fa, tests
+    nr_partial >= min_partial with min_partial 0)."""
+    return k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_PARTIAL] > k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL] \
+        or dead_discards(k, s)
+
+
+@njit(cache=True)
+def race_window(k):
+    """Fault injection: a delay inside a named race window (config race_delay_spins)."""
+    n = k.config[S.CONFIG_RACE_DELAY_SPINS]
+    for _ in range(n):
+        cpu_relax()
 
 
 # -- allocation ---------------------------------------------------------------------
@@ -337,7 +359,7 @@ def get_partial_node(k, s, gen, nid, cpu):
             stat(k, c, S.ALLOC_FROM_PARTIAL)
             obj = t
         else:
-            put_cpu_partial(k, s, gen, pfn, False, cpu)
+            put_cpu_partial(k, s, gen, pfn, False, cpu, -1, 0, 0)
             stat(k, c, S.CPU_PARTIAL_NODE)
         if not has_cpu_partial(k, s) or available > k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL_OBJECTS] // 2:
             break
@@ -527,7 +549,7 @@ def slab_free_begin(k, s, gen, pfn, obj, cpu, t):
             break
         spin_unlock(k.lock, lock)
     # list_lock held, the object is on the page freelist
-    if inuse == 0 and k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_PARTIAL] > k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL]:
+    if inuse == 0 and discard_empty(k, s, n):
         # slab_empty:
         if prior != 0:
             remove_partial(k, n, pfn)
@@ -564,11 +586,18 @@ def slab_free_cmpxchg(k, s, gen, pfn, obj, cpu, t):
 
 @njit(cache=True)
 def slab_free_put_partial(k, s, gen, pfn, cpu, t):
-    """__slab_free() after freezing a full slab: put_cpu_partial(s, page, 1)."""
-    c = cpu_row(k, s, cpu)
-    put_cpu_partial(k, s, gen, pfn, True, cpu)
+    """__slab_free() after freezing a full slab: put_cpu_partial(s, page, 1).  Its
+    stat(s, CPU_PARTIAL_FREE) is the next phase (slab_free_stat): between the two the
+    task may be preempted, after put_cpu_partial may have freed the cache's last slab."""
+    put_cpu_partial(k, s, gen, pfn, True, cpu, t, k.task[t, S.TASK_OP], k.task[t, S.TASK_PHASE])
+    return SF_STAT
+
+
+@njit(cache=True)
+def slab_free_stat(k, s, gen, cpu, t):
+    """__slab_free()'s last touch of s: stat(s, CPU_PARTIAL_FREE)."""
     if cache_touch(k, s, gen, cpu, t, k.task[t, S.TASK_OP], k.task[t, S.TASK_PHASE]):
-        stat(k, c, S.CPU_PARTIAL_FREE)
+        stat(k, cpu_row(k, s, cpu), S.CPU_PARTIAL_FREE)
     return SF_DONE
 
 
@@ -583,15 +612,19 @@ def slab_free_inline(k, s, gen, pfn, obj, cpu, t):
             r = slab_free_cmpxchg(k, s, gen, pfn, obj, cpu, t)
         elif r == SF_RETRY:
             r = slab_free_begin(k, s, gen, pfn, obj, cpu, t)
-        else:
+        elif r == SF_PUT_PARTIAL:
             r = slab_free_put_partial(k, s, gen, pfn, cpu, t)
+        else:
+            r = slab_free_stat(k, s, gen, cpu, t)
     k.task[t, S.TASK_FLAGS] = 0
 
 
 # -- cpu partial lists, deactivation, flushing ----------------------------------------
 @njit(cache=True)
-def put_cpu_partial(k, s, gen, pfn, drain, cpu):
-    """put_cpu_partial(): push a frozen slab on this CPU's partial list."""
+def put_cpu_partial(k, s, gen, pfn, drain, cpu, t, op, phase):
+    """put_cpu_partial(): push a frozen slab on this CPU's partial list.  A dead cache
+    under patch 7 keeps no partial pool: the list is unfrozen at once (as v3 does; v2's
+    fallback to flush_all when the page has left this CPU's list is not modelled)."""
     c = cpu_row(k, s, cpu)
     old = k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PARTIAL]
     pages = 0
@@ -600,7 +633,7 @@ def put_cpu_partial(k, s, gen, pfn, drain, cpu):
         pobjects = k.page[old, S.PAGE_POBJECTS]
         pages = k.page[old, S.PAGE_PAGES]
         if drain and pobjects > k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL_OBJECTS]:
-            unfreeze_partials(k, s, gen, cpu)
+            unfreeze_partials(k, s, gen, cpu, t, op, phase)
             old = 0
             pobjects = 0
             pages = 0
@@ -613,11 +646,14 @@ def put_cpu_partial(k, s, gen, pfn, drain, cpu):
     k.page[pfn, S.PAGE_NEXT] = old
     # this_cpu_cmpxchg(s->cpu_slab->partial, oldpage, page): only this CPU writes it
     k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PARTIAL] = pfn
+    if drain and dead_discards(k, s):  # not from get_partial_node: list_lock is held
+        unfreeze_partials(k, s, gen, cpu, t, op, phase)
 
 
 @njit(cache=True)
-def unfreeze_partials(k, s, gen, cpu):
-    """unfreeze_partials(): move this CPU's partial slabs to their node lists."""
+def unfreeze_partials(k, s, gen, cpu, t, op, phase):
+    """unfreeze_partials(): move this CPU's partial slabs to their node lists.
+    (t, op, phase): the task and op it runs in, for a report of its touch of s."""
     c = cpu_row(k, s, cpu)
     locked_n = -1
     lock = -1
@@ -639,8 +675,7 @@ def unfreeze_partials(k, s, gen, cpu):
             new = old & ~S.SLUB_FC_FROZEN
             if cmpxchg_double_slab(k, c, pfn, old, new):
                 break
-        if fc_inuse(new) == 0 and k.kmem_cache_node[n2, S.KMEM_CACHE_NODE_NR_PARTIAL] > \
-                k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL]:
+        if fc_inuse(new) == 0 and discard_empty(k, s, n2):
             k.page[pfn, S.PAGE_NEXT] = discard
             discard = pfn
         else:
@@ -653,8 +688,11 @@ def unfreeze_partials(k, s, gen, cpu):
         discard = k.page[pfn, S.PAGE_NEXT]
         stat(k, c, S.DEACTIVATE_EMPTY)
         discard_slab(k, s, pfn, cpu)
+        if t >= 0:
+            k.task[t, S.TASK_FLAGS] |= TF_DISCARDED
+        race_window(k)  # the window "unfreeze_partials: discard_slab -> stat(s, FREE_SLAB)"
         # stat(s, FREE_SLAB) after discard_slab: a touch of s after its slab went away
-        if cache_touch(k, s, gen, cpu, -1, 0, 0):
+        if cache_touch(k, s, gen, cpu, t, op, phase):
             stat(k, c, S.FREE_SLAB)
 
 
@@ -695,7 +733,7 @@ def deactivate_slab(k, s, gen, pfn, freelist, cpu):
         else:
             fl = fc_freelist(old)
         new = fc_make(fl, inuse, fc_objects(old), False)
-        if inuse == 0 and k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_PARTIAL] > k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL]:
+        if inuse == 0 and discard_empty(k, s, n):
             m = M_FREE
         elif fl != 0:
             m = M_PARTIAL
@@ -748,7 +786,7 @@ def __flush_cpu_slab(k, s, gen, cpu):
     c = cpu_row(k, s, cpu)
     if k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PAGE] != 0:
         flush_slab(k, s, gen, cpu)
-    unfreeze_partials(k, s, gen, cpu)
+    unfreeze_partials(k, s, gen, cpu, -1, 0, 0)
 
 
 @njit(cache=True)

@@ -46,6 +46,10 @@ from .structs import (
     KMALLOC_MAP_LEN,
     MACHINE_TID_STEP,
     STRUCTS,
+    MEMCG_CACHE_PARAMS_MEMCG,
+    MEMCG_CACHE_PARAMS_ROOT_CACHE,
+    RCU_LOCK,
+    RCU_SLAB_MUTEX,
     Mem,
 )
 
@@ -65,13 +69,23 @@ class MachineConfig:
     max_reports: int = 256  # KASAN reports kept (more are counted, not stored)
     ac_max_limit: int = 120  # SLAB: the largest array_cache limit (enable_cpucache)
     live_cap: int = 0  # workload: objects one CPU may hold (wl_live row width)
+    max_memcgs: int = 1  # memcg rows (ids are not reused)
+    rcu_cb_cap: int = 256  # call_rcu_sched callbacks one CPU may have queued
 
 
 # Inbox rings per CPU: ring cpu * NR_RINGS + RING_IPI carries IPIs (handled in irq
-# context), ring cpu * NR_RINGS + RING_OBJECTS objects handed over by other CPUs.
-NR_RINGS = 2
+# context), ring cpu * NR_RINGS + RING_OBJECTS objects handed over by other CPUs, ring
+# cpu * NR_RINGS + RING_WORK the CPU's workqueue (schedule_work() queues locally).
+NR_RINGS = 3
 RING_IPI = 0
 RING_OBJECTS = 1
+RING_WORK = 2
+
+
+# Locks after the zone locks, list_locks and alien locks: the last NR_MISC_LOCKS rows.
+NR_MISC_LOCKS = 2
+MISC_LOCK_RCU = 0  # rcu_state's lock (grace-period start and completion)
+MISC_LOCK_SLAB_MUTEX = 1  # slab_mutex / memcg_slab_mutex: cache rows, memcg caches
 
 
 def list_lock_row(nr_nodes: int, cache: int, node: int) -> int:
@@ -108,7 +122,7 @@ def build_layout(topology, cfg: MachineConfig = MachineConfig()) -> Layout:
     if cfg.inbox_capacity < nr_cpus:
         raise ValueError("inbox_capacity must hold one IPI from every CPU")
     slab = cfg.allocator == "slab"
-    nr_locks = nr_nodes + cfg.max_caches * nr_nodes + cfg.extra_locks
+    nr_locks = nr_nodes + cfg.max_caches * nr_nodes + cfg.extra_locks + NR_MISC_LOCKS
     if slab:
         nr_locks += cfg.max_caches * nr_nodes * nr_nodes
     # SLAB array caches: per CPU, the shared array per node, alien caches per node pair
@@ -138,6 +152,11 @@ def build_layout(topology, cfg: MachineConfig = MachineConfig()) -> Layout:
     b.add("ctl", np.int64, (1, STRUCTS["ctl"].width(cl)))
     b.add("wl", np.int64, (nr_cpus, STRUCTS["workload"].width(cl)))
     b.add("wl_live", np.int64, (nr_cpus, cfg.live_cap))
+    b.add("memcg", np.int64, (cfg.max_memcgs, STRUCTS["memcg"].width(cl)))
+    b.add("memcg_cache_params", np.int64, (cfg.max_caches, STRUCTS["memcg_cache_params"].width(cl)))
+    b.add("memcg_caches", np.int64, (cfg.max_memcgs, cfg.max_caches))
+    b.add("rcu", np.int64, (1, STRUCTS["rcu"].width(cl)))
+    b.add("rcu_cb", np.int64, (nr_cpus, cfg.rcu_cb_cap, 4))
     b.meta.update(node_ranges=ranges, nr_locks=nr_locks, first_free_lock=nr_nodes)
     return b.build()
 
@@ -182,6 +201,14 @@ class Machine:
         init_inboxes(self.mem.inbox, self.mem.slots)
         self.mem.config[CONFIG_NR_TASKS_PER_CPU] = self.cfg.tasks_per_cpu
         self.mem.config[CONFIG_MAX_REPORTS] = self.cfg.max_reports
+        nr_locks = self.mem.lock.shape[0]
+        self.mem.rcu[0, :] = 0
+        self.mem.rcu[0, RCU_LOCK] = nr_locks - NR_MISC_LOCKS + MISC_LOCK_RCU
+        self.mem.rcu[0, RCU_SLAB_MUTEX] = nr_locks - NR_MISC_LOCKS + MISC_LOCK_SLAB_MUTEX
+        self.mem.memcg_caches[:, :] = -1
+        self.mem.memcg_cache_params[:, :] = 0
+        self.mem.memcg_cache_params[:, MEMCG_CACHE_PARAMS_ROOT_CACHE] = -1
+        self.mem.memcg_cache_params[:, MEMCG_CACHE_PARAMS_MEMCG] = -1
 
     @property
     def name(self) -> str:

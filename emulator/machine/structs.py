@@ -196,6 +196,11 @@ STRUCTS: dict[str, Struct] = {
                 "alien_limit",
                 "memcg_params",  # memcg_cache_params row, or -1 (root caches)
                 "root_cache",  # for a memcg child cache: its root cache row, else -1
+                "freed_cpu",  # kmem_cache_destroy of the last generation: by which CPU,
+                "freed_phase",  # in which phase of the destroy op,
+                "freed_root",  # and what the cache was (root cache row, memcg row)
+                "freed_memcg",
+                "created_cpu",  # memcg child caches: the CPU whose kworker created it
             ),
             doc="struct kmem_cache: one row per cache (SLUB and SLAB fields side by side).",
         ),
@@ -262,6 +267,12 @@ STRUCTS: dict[str, Struct] = {
                 "slot",  # the driver's object slot for the result
                 "ops_done",
                 "ops_started",
+                "memcg",  # the memcg row the task belongs to, -1: the root memcg
+                "sub_phase",  # op-private: the phase of a nested step (offline's shrink)
+                "iter2",  # op-private: a second loop counter (offline: root cache)
+                "preemptions",  # times this task was preempted at a preemption point
+                "preempted_op",  # ops_started at its last preemption (== now: in this op)
+                "prev_op",  # the op before the current one (the task's last event)
             ),
             padded=True,
             doc="An emulated task's in-flight operation (design section 5).",
@@ -277,6 +288,11 @@ STRUCTS: dict[str, Struct] = {
                 "ipis_handled",
                 "rng",  # the CPU's PRNG state
                 "steps",
+                "rcu_gp_seen",  # the last RCU-sched grace period this CPU reported a QS for
+                "rcu_qs",  # quiescent states passed (op boundaries, task switches, idle)
+                "rcu_cbs",  # call_rcu_sched callbacks queued and not yet run
+                "current",  # the task running: 0 the workload task, 1 the kworker
+                "works",  # work items run by the kworker
             ),
             padded=True,
             doc="Per emulated CPU state.",
@@ -296,6 +312,11 @@ STRUCTS: dict[str, Struct] = {
                 "freed_cpu",
                 "freed_op",
                 "freed_phase",
+                "preempted",  # 1: the reporting task was preempted inside this op
+                "alloc_cpu",  # a freed cache: the CPU whose kworker created it
+                "freed_cpu_op",  # the freeing CPU at report time: its workload task's op
+                "freed_cpu_phase",  # ... and phase
+                "cpu_prev_op",  # the reporting CPU's previous op (its last event before)
             ),
             doc="One KASAN-style report.",
         ),
@@ -311,6 +332,8 @@ STRUCTS: dict[str, Struct] = {
                 "nr_workers",
                 "stop_on_error",  # 1: a KASAN report aborts the run
                 "error",  # 1: a worker saw a KASAN report with stop_on_error
+                "finish",  # 1: every CPU is idle with nothing pending: workers return
+                "memcgs",  # memcg rows handed out (memcg ids are never reused)
             ),
             padded=True,
             doc="The runner's control words (design section 6), one row, in shared memory.",
@@ -336,9 +359,48 @@ STRUCTS: dict[str, Struct] = {
                 "burst_kind",  # 1 allocate, 0 free
                 "rng",  # xorshift64 state of the generator
                 "steps",  # phases run on this CPU
+                "memcgs_created",
+                "offlines",  # memcgs this CPU took offline
             ),
             padded=True,
             doc="The workload generator's per-CPU state and counters (written by its CPU only).",
+        ),
+        Struct(
+            "memcg",
+            (
+                "state",  # MEMCG_FREE, MEMCG_ONLINE, MEMCG_OFFLINE, MEMCG_RELEASED
+                "nr_caches",  # child caches alive (each pins the memcg, as css_get)
+                "kmem_pages",  # pages charged (memcg_charge_slab)
+                "created_by",  # cpu
+                "offlined_by",  # cpu, or -1
+            ),
+            padded=True,
+            doc="struct mem_cgroup, the kmem part: one row per memcg (ids are not reused).",
+        ),
+        Struct(
+            "memcg_cache_params",
+            (
+                "root_cache",  # root cache row, or -1 for a root cache
+                "memcg",  # memcg row
+                "refcnt",  # atomic: slabs + the initial reference of the live memcg
+                "dead",  # set at offline (dead = true; smp_wmb())
+                "destroying",  # 1 once a destroy is queued (work or RCU callback)
+                "leaked",  # pre-series: offline found it non-empty and left it
+            ),
+            padded=True,
+            doc="struct memcg_cache_params, row = the child cache's kmem_cache row.",
+        ),
+        Struct(
+            "rcu",
+            (
+                "gp_started",  # grace periods started (the current one when > completed)
+                "gp_completed",
+                "gp_requested",  # the highest grace period a caller waits for
+                "lock",  # lock row serialising grace-period start and completion
+                "slab_mutex",  # lock row: memcg_slab_mutex / slab_mutex (cache rows)
+            ),
+            padded=True,
+            doc="RCU-sched's global state, row 0 (the rcu_state of one flavour).",
         ),
         Struct(
             "inbox",
@@ -434,6 +496,12 @@ MEM_TABLES = (
     "ctl",  # [1, width]: the runner's control words
     "wl",  # [nr_cpus, width]: the workload generator's per-CPU state
     "wl_live",  # [nr_cpus, live_cap]: objects each CPU holds, (address << 8) | cache spec
+    "memcg",  # [max_memcgs, width]
+    "memcg_cache_params",  # [max_caches, width]: row = cache row
+    "memcg_caches",  # [max_memcgs, max_caches]: child cache row per (memcg, root), -1 none,
+    #                  -2 creation queued
+    "rcu",  # [1, width]
+    "rcu_cb",  # [nr_cpus, cap, 4]: call_rcu_sched callbacks: gp, kind, arg, gen
 )
 
 
@@ -517,6 +585,14 @@ ALLOCATOR_SLUB = 0
 ALLOCATOR_SLAB = 1
 __all__ += ["CACHE_FREE", "CACHE_ACTIVE", "ALLOCATOR_SLUB", "ALLOCATOR_SLAB"]
 
+# memcg states
+MEMCG_FREE = 0
+MEMCG_ONLINE = 1
+MEMCG_OFFLINE = 2  # offline, still pinned by a child cache (a zombie) or being released
+MEMCG_RELEASED = 3  # css_free(): no cache pins it any more
+MEMCG_STATE_NAMES = ("free", "online", "offline", "released")
+__all__ += ["MEMCG_FREE", "MEMCG_ONLINE", "MEMCG_OFFLINE", "MEMCG_RELEASED", "MEMCG_STATE_NAMES"]
+
 # KASAN report kinds (summary.json "bug")
 BUG_SLAB_USE_AFTER_FREE = 1
 BUG_DOUBLE_FREE = 2
@@ -539,6 +615,14 @@ CONFIG_FIELDS = (
     "shrink_tolerates_enomem",  # policy, patch 4: shrink drops empty slabs without its array
     "nr_tasks_per_cpu",
     "max_reports",
+    "dead_caches",  # policy, patches 1-3: 0 leak (pre-series), 1 self-destruct
+    "nonpreemptible_free",  # policy, patch 5: no preemption point inside slab_free
+    "sync_before_destroy",  # policy, patch 6: an RCU-sched grace period before destroy
+    "dead_discard_empty",  # policy, patches 7-8: dead caches drop empty slabs at once
+    "preempt_ppm",  # fault injection: preemption probability at a preemption point
+    "race_delay_spins",  # fault injection: the named race windows last this long (spins
+    #                     inside a phase, steps stalled between slab_free phases)
+    "fail_shrink_alloc",  # fault injection: __kmem_cache_shrink's kmalloc fails
 )
 for _i, _n in enumerate(CONFIG_FIELDS):
     globals()["CONFIG_" + _n.upper()] = _i

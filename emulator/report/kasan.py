@@ -60,10 +60,21 @@ def format_kasan_report(r: Mapping[str, Any]) -> list[str]:
     cache = r.get("cache")
     if cache is not None:
         lines.append(f"The buggy address belongs to the cache {cache}")
+    if r.get("preempted"):
+        lines.append(f"The task was preempted inside {r.get('op')} before this access")
+    alloc = r.get("allocated_by")
+    if alloc:
+        lines.append(f"Allocated by cpu {alloc.get('cpu')} in "
+                     f"{_where(alloc.get('op'), alloc.get('phase'))}")
     freed = r.get("freed_by")
     if freed:
         lines.append(f"Freed by cpu {freed.get('cpu')} in "
                      f"{_where(freed.get('op'), freed.get('phase'))}")
+    now = r.get("freeing_cpu_now")
+    if freed and now:
+        lines.append(f"Last events: cpu {freed.get('cpu')} is now in "
+                     f"{_where(now.get('op'), now.get('phase'))}; cpu {r.get('cpu')} ran "
+                     f"{r.get('previous_op') or 'nothing'} before {r.get('op')}")
     return lines
 
 

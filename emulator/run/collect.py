@@ -71,7 +71,8 @@ def ops_per_cpu(mem) -> list[int]:
 
 def workload_counters(mem) -> dict[str, list[int]]:
     names = ("issued", "ops", "allocs", "alloc_failures", "frees", "remote_frees", "sent_cpu",
-             "sent_node", "inbox_full", "shrinks", "reaps", "live", "live_peak", "steps")
+             "sent_node", "inbox_full", "shrinks", "reaps", "live", "live_peak", "steps",
+             "memcgs_created", "offlines")
     return {n: [int(v) for v in mem.wl[:, getattr(S, "WORKLOAD_" + n.upper())]] for n in names}
 
 
@@ -156,10 +157,12 @@ def kasan_count(mem) -> int:
 
 def snapshot(kernel, t: float) -> dict:
     mem = kernel.mem
+    kernel.sync_caches()
     return {"type": "snapshot", "t": round(t, 6), "ops": ops_per_cpu(mem),
             "issued": [int(v) for v in mem.wl[:, S.WORKLOAD_ISSUED]],
             "locks": list_lock_per_node(mem), "caches": cache_counts(kernel),
-            "free_pages": free_pages(mem), "kasan": kasan_count(mem)}
+            "free_pages": free_pages(mem), "kasan": kasan_count(mem),
+            "leaks": leak_summary(kernel)}
 
 
 # -- the summary -------------------------------------------------------------------------
@@ -167,6 +170,7 @@ def cache_rows(kernel) -> list[dict]:
     """summary.json "caches": slabinfo rows plus memcg/dead flags and the stat counters."""
     mem = kernel.mem
     nr_cpus = kernel.nr_cpus
+    kernel.sync_caches()
     by_name = {c.name: c for c in kernel.caches}
     out = []
     for row in kernel_slabinfo_rows(kernel):
@@ -174,7 +178,11 @@ def cache_rows(kernel) -> list[dict]:
         s = info.row if info else -1
         rec = dict(row)
         rec["memcg"] = int(info.memcg) if info and info.memcg >= 0 else None
-        rec["dead"] = False
+        rec["dead"] = bool(s >= 0 and info.root >= 0
+                           and mem.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_DEAD] != 0)
+        if info and info.root >= 0:
+            rec["root"] = kernel.root_name(info.root)
+            rec["refcnt"] = int(mem.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_REFCNT])
         if s >= 0:
             cpus = mem.kmem_cache_cpu[s * nr_cpus:(s + 1) * nr_cpus]
             if mem.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
@@ -193,56 +201,105 @@ def kasan_rows(kernel) -> list[dict]:
     mem = kernel.mem
     n = min(int(mem.kasan_report[0, 0]), mem.kasan_report.shape[0] - 1)
     out = []
+
+    def cpu_id(c):
+        return kernel.cpu_ids[c] if 0 <= c < kernel.nr_cpus else c
+
     for i in range(1, n + 1):
         r = [int(v) for v in mem.kasan_report[i]]
         bug = r[S.KASAN_REPORT_BUG]
         op, phase = r[S.KASAN_REPORT_OP], r[S.KASAN_REPORT_PHASE]
         cache = r[S.KASAN_REPORT_CACHE]
+        size = r[S.KASAN_REPORT_SIZE]
         freed = None
         if r[S.KASAN_REPORT_FREED_CPU] >= 0 and r[S.KASAN_REPORT_FREED_OP] > 0:
             fop, fph = r[S.KASAN_REPORT_FREED_OP], r[S.KASAN_REPORT_FREED_PHASE]
-            freed = {"cpu": kernel.cpu_ids[r[S.KASAN_REPORT_FREED_CPU]]
-                     if r[S.KASAN_REPORT_FREED_CPU] < kernel.nr_cpus else r[S.KASAN_REPORT_FREED_CPU],
+            freed = {"cpu": cpu_id(r[S.KASAN_REPORT_FREED_CPU]),
                      "op": OP_NAMES[fop] if 0 <= fop < len(OP_NAMES) else str(fop),
                      "phase": phase_name(fop, fph)}
-        cpu = r[S.KASAN_REPORT_CPU]
+        if bug == S.BUG_CACHE_USE_AFTER_FREE:
+            # the descriptor is gone: name what it was (root cache, memcg), kept at release
+            root, memcg = size, r[S.KASAN_REPORT_SHADOW]
+            name = f"{kernel.root_name(root)}({cache}:m{memcg})" if root >= 0 else f"cache#{cache}"
+            size = 0
+            shadow = None
+        else:
+            name = kernel.name_of(cache) if cache >= 0 else None
+            shadow = r[S.KASAN_REPORT_SHADOW]
         out.append({
             "bug": S.BUG_NAMES.get(bug, f"bug-{bug}"),
-            "cpu": kernel.cpu_ids[cpu] if 0 <= cpu < kernel.nr_cpus else cpu,
+            "cpu": cpu_id(r[S.KASAN_REPORT_CPU]),
             "task": r[S.KASAN_REPORT_TASK],
             "op": OP_NAMES[op] if 0 <= op < len(OP_NAMES) else str(op),
             "phase": phase_name(op, phase),
             "object": r[S.KASAN_REPORT_ADDR],
-            "size": r[S.KASAN_REPORT_SIZE],
-            "cache": kernel.name_of(cache) if cache >= 0 else None,
-            "shadow": r[S.KASAN_REPORT_SHADOW],
+            "size": size,
+            "cache": name,
+            "shadow": shadow,
             "freed_by": freed,
+            # the task was preempted inside this op: the preemption race, not the
+            # parallel one (a destroy on another CPU while this one ran straight on)
+            "preempted": bool(r[S.KASAN_REPORT_PREEMPTED]),
+            # the last events of both CPUs: what the freeing CPU was doing when the touch
+            # came, and the op the reporting task ran before this one
+            "freeing_cpu_now": None if r[S.KASAN_REPORT_FREED_CPU_OP] < 0 else {
+                "op": OP_NAMES[r[S.KASAN_REPORT_FREED_CPU_OP]],
+                "phase": phase_name(r[S.KASAN_REPORT_FREED_CPU_OP], r[S.KASAN_REPORT_FREED_CPU_PHASE])}
+            if r[S.KASAN_REPORT_FREED_CPU_OP] > 0 else {"op": "none", "phase": None},
+            "previous_op": OP_NAMES[r[S.KASAN_REPORT_CPU_PREV_OP]]
+            if 0 < r[S.KASAN_REPORT_CPU_PREV_OP] < len(OP_NAMES) else None,
+            "allocated_by": {"cpu": cpu_id(r[S.KASAN_REPORT_ALLOC_CPU]),
+                             "op": "memcg_create_kmem_cache",
+                             "phase": phase_name(9, 0)}
+            if bug == S.BUG_CACHE_USE_AFTER_FREE and r[S.KASAN_REPORT_ALLOC_CPU] >= 0 else None,
         })
     return out
 
 
 def leak_summary(kernel) -> dict:
-    """Dead memcg caches still alive and what they hold.  Caches are marked dead by memcg
-    offline; a run without memcg churn has none."""
+    """Dead memcg caches still alive (child caches of offline memcgs), what they hold,
+    and the offline memcgs they pin (not yet released)."""
     mem = kernel.mem
     nodes = kernel.nr_nodes
     dead = slabs = objs = pages = 0
-    memcgs: set[int] = set()
-    for info in kernel.caches:
-        s = info.row
-        if info.memcg < 0 or mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
+    p = mem.memcg_cache_params
+    for s in range(mem.kmem_cache.shape[0]):
+        if mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE or p[s, S.MEMCG_CACHE_PARAMS_ROOT_CACHE] < 0:
             continue
-        if not getattr(info, "dead", False):
+        if p[s, S.MEMCG_CACHE_PARAMS_DEAD] == 0:
             continue
         dead += 1
-        memcgs.add(info.memcg)
         nrow = mem.kmem_cache_node[s * nodes:(s + 1) * nodes]
         n = int(nrow[:, S.KMEM_CACHE_NODE_NR_SLABS].sum())
         slabs += n
-        objs += int(nrow[:, S.KMEM_CACHE_NODE_TOTAL_OBJECTS].sum())
+        objs += int(nrow[:, S.KMEM_CACHE_NODE_TOTAL_OBJECTS].sum()) \
+            if mem.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB \
+            else n * int(mem.kmem_cache[s, S.KMEM_CACHE_OBJECTS])
         pages += n << int(mem.kmem_cache[s, S.KMEM_CACHE_ORDER])
+    used = min(int(mem.ctl[0, S.CTL_MEMCGS]), mem.memcg.shape[0])
+    states = mem.memcg[:used, S.MEMCG_STATE]
+    pinned = int(((states == S.MEMCG_OFFLINE) & (mem.memcg[:used, S.MEMCG_NR_CACHES] > 0)).sum())
     return {"dead_caches": dead, "dead_cache_slabs": slabs, "dead_cache_objects": objs,
-            "dead_cache_pages": pages, "pinned_memcgs": len(memcgs)}
+            "dead_cache_pages": pages, "pinned_memcgs": pinned}
+
+
+def memcg_summary(kernel) -> dict:
+    """memcgs by state, and the child caches' life."""
+    mem = kernel.mem
+    used = min(int(mem.ctl[0, S.CTL_MEMCGS]), mem.memcg.shape[0])
+    states = mem.memcg[:used, S.MEMCG_STATE]
+    children = int(((mem.kmem_cache[:, S.KMEM_CACHE_STATE] == S.CACHE_ACTIVE)
+                    & (mem.memcg_cache_params[:, S.MEMCG_CACHE_PARAMS_ROOT_CACHE] >= 0)).sum())
+    tpc = kernel.cfg.tasks_per_cpu
+    return {"created": used,
+            "online": int((states == S.MEMCG_ONLINE).sum()),
+            "offline": int((states == S.MEMCG_OFFLINE).sum()),
+            "released": int((states == S.MEMCG_RELEASED).sum()),
+            "child_caches_alive": children,
+            "works_run": int(mem.cpu[:, S.CPU_WORKS].sum()),
+            "preemptions": int(mem.task[::tpc, S.TASK_PREEMPTIONS].sum()),
+            "rcu_grace_periods": int(mem.rcu[0, S.RCU_GP_COMPLETED]),
+            "exhausted": bool(int(mem.ctl[0, S.CTL_MEMCGS]) > mem.memcg.shape[0])}
 
 
 def live_objects(kernel, wc: np.ndarray) -> dict[int, int]:

@@ -14,8 +14,17 @@ Control (the ctl row in shared memory, checked every CTL_EVERY steps with relaxe
   abort   leave at the next phase boundary (a worker failed, Ctrl-C, --stop-on-error);
   pause   finish the ops in flight, count in `paused`, wait (taking IPIs) until cleared:
           with every worker paused no op is in flight anywhere (a consistent snapshot);
-  done    a worker whose CPUs all reached WL_DONE counts itself once; when every worker
-          has, each takes the objects still in its inboxes and returns RET_FINISHED.
+  done    workers whose CPUs are all idle (workload done, nothing in flight, queued
+          or waiting for a grace period) count themselves here, and uncount when work
+          comes back;
+  finish  set once every worker is done and the whole machine is idle (by the parent
+          in parallel mode, which checks twice; by the only worker otherwise): every
+          worker returns RET_FINISHED.
+Each CPU has two tasks: the workload task (cpu * tpc) and its kworker (cpu * tpc + 1),
+which runs the CPU's workqueue between the workload task's ops, or after preempting it
+at a preemption point (fault injection: config preempt_ppm); cpu.current says which
+runs.  Quiescent states for RCU-sched are reported between ops, at task switches and
+while idle or blocked in synchronize_sched.
 Invariants: an op in flight is only ever stepped by the worker hosting its CPU; a
 worker returns RET_FINISHED only with no op in flight on its CPUs and their inboxes
 empty; a worker that cannot make progress yields the host CPU (oversubscription).
@@ -26,7 +35,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..kernel.ops import OP_NONE, STEP_BLOCKED, STEP_DONE, handle_ipis, op_step
+from ..kernel.ops import (OP_CACHE_CREATE, OP_CACHE_DESTROY, OP_NONE, STEP_BLOCKED, STEP_DONE,
+                          STEP_NEXT, handle_ipis, op_start, op_step, task_preemptible)
+from ..kernel.rcu import rcu_qs
+from ..kernel.slab_common import NUMA_NO_NODE
+from ..kernel.workqueue import WORK_CACHE_CREATE, work_dequeue, work_pending
 from ..machine import structs as S
 from ..machine.atomics import cpu_relax, fetch_add, load_acquire, load_relaxed, sched_yield, store_release
 from ..machine.inbox import inbox_pending
@@ -70,14 +83,53 @@ def wait_start(k, timeout_spins):
     return True
 
 
+@njit(cache=True)
+def _kworker_step(k, wmsg, cpu, kw):
+    """The CPU runs its kworker: one phase of the work item in flight, or the next item.
+    With nothing left to run it switches back to the workload task — unless that task
+    was preempted and this CPU's RCU callbacks still wait for a grace period (it keeps
+    the CPU, as a runnable kworker or softirq would), reporting quiescent states.
+    False when it made no progress."""
+    if k.task[kw, S.TASK_OP] == OP_NONE:
+        if work_dequeue(k, cpu, wmsg):
+            kind = wmsg[0]
+            if kind == WORK_CACHE_CREATE:
+                op_start(k, kw, OP_CACHE_CREATE, wmsg[1], NUMA_NO_NODE, 0, 0)
+                k.task[kw, S.TASK_ITER2] = wmsg[2]
+            else:
+                op_start(k, kw, OP_CACHE_DESTROY, wmsg[1], NUMA_NO_NODE, 0, 0)
+                k.task[kw, S.TASK_CACHE_GEN] = wmsg[3]  # the generation it was queued for
+            k.cpu[cpu, S.CPU_WORKS] += 1
+        else:
+            t = kw - 1
+            rcu_qs(k, cpu)  # may run callbacks, which may queue work
+            if work_pending(k, cpu):
+                return True
+            if k.task[t, S.TASK_OP] != OP_NONE and k.cpu[cpu, S.CPU_RCU_CBS] > 0:
+                return False
+            k.cpu[cpu, S.CPU_CURRENT] = 0  # schedule() back to the workload task
+            return True
+    r = op_step(k, kw)
+    k.wl[cpu, S.WORKLOAD_STEPS] += 1
+    return r != STEP_BLOCKED
+
+
 @njit(cache=True, inline="always")
-def _step(k, wp, wc, msg, cpu, tpc, allow_new):
-    """One step of CPU `cpu`: its IPIs, then one phase of its workload task's op (issuing
-    the next op first when the task is idle).  False if the CPU made no progress (idle,
-    or blocked waiting for IPI acknowledgements)."""
+def _step(k, wp, wc, msg, wmsg, cpu, tpc, allow_new):
+    """One step of CPU `cpu`: its IPIs, then one phase of the task it runs.  The
+    workload task passes a quiescent state between ops, where the kworker also runs
+    any queued work; at a preemption point (policy and fault injection) with work or
+    RCU callbacks pending the workload task is preempted: a context switch, so a
+    quiescent state too.  False if the CPU made no progress (idle, or blocked)."""
     handle_ipis(k, cpu)
     t = cpu * tpc
+    if k.cpu[cpu, S.CPU_CURRENT] != 0:
+        return _kworker_step(k, wmsg, cpu, t + 1)
     if k.task[t, S.TASK_OP] == OP_NONE:
+        rcu_qs(k, cpu)  # between two ops: the return to user mode
+        if work_pending(k, cpu):
+            k.cpu[cpu, S.CPU_CURRENT] = 1
+            return _kworker_step(k, wmsg, cpu, t + 1)
         r = wl_issue(k, wp, wc, msg, cpu, t, allow_new)
         if r != ISSUE_STARTED:
             return r == ISSUE_HANDED_OVER
@@ -85,26 +137,73 @@ def _step(k, wp, wc, msg, cpu, tpc, allow_new):
     k.wl[cpu, S.WORKLOAD_STEPS] += 1
     if r == STEP_DONE:
         wl_complete(k, cpu, t)
+    elif r == STEP_NEXT and k.config[S.CONFIG_PREEMPT_PPM] > 0:
+        _maybe_preempt(k, cpu, t)
     return r != STEP_BLOCKED
 
 
 @njit(cache=True)
+def _maybe_preempt(k, cpu, t):
+    """preempt_schedule() at the boundary before the task's next phase: if it is a
+    preemption point under the policy, something else wants the CPU (work queued, RCU
+    callbacks waiting), and the fault injection's draw says so."""
+    if not (work_pending(k, cpu) or k.cpu[cpu, S.CPU_RCU_CBS] > 0):
+        return
+    if not task_preemptible(k, t):
+        return
+    x = xorshift64(k.cpu[cpu, S.CPU_RNG])
+    k.cpu[cpu, S.CPU_RNG] = x
+    if uniform_below(x, 1000000) < k.config[S.CONFIG_PREEMPT_PPM]:
+        k.task[t, S.TASK_PREEMPTIONS] += 1
+        k.task[t, S.TASK_PREEMPTED_OP] = k.task[t, S.TASK_OPS_STARTED]
+        k.cpu[cpu, S.CPU_CURRENT] = 1
+        rcu_qs(k, cpu)  # a context switch
+
+
+@njit(cache=True)
 def _quiet(k, cpus, tpc):
-    """No op in flight on any hosted CPU."""
+    """No op in flight on any hosted CPU (workload task or kworker)."""
     for i in range(cpus.shape[0]):
-        if k.task[cpus[i] * tpc, S.TASK_OP] != OP_NONE:
+        c = cpus[i]
+        if k.cpu[c, S.CPU_CURRENT] != 0:
+            return False
+        for j in range(tpc):
+            if k.task[c * tpc + j, S.TASK_OP] != OP_NONE:
+                return False
+    return True
+
+
+@njit(cache=True)
+def _cpu_idle(k, c, tpc):
+    """CPU c finished its workload and has nothing in flight or queued."""
+    if k.wl[c, S.WORKLOAD_STATE] != WL_DONE or k.cpu[c, S.CPU_CURRENT] != 0:
+        return False
+    for j in range(tpc):
+        if k.task[c * tpc + j, S.TASK_OP] != OP_NONE:
+            return False
+    if k.cpu[c, S.CPU_RCU_CBS] > 0:
+        return False
+    for ring in range(NR_RINGS):
+        if inbox_pending(k.inbox, c * NR_RINGS + ring) > 0:
             return False
     return True
 
 
 @njit(cache=True)
 def _all_done(k, cpus, tpc):
-    """Every hosted CPU finished its workload, has no op in flight and an empty inbox."""
+    """Every hosted CPU is idle (_cpu_idle)."""
     for i in range(cpus.shape[0]):
-        c = cpus[i]
-        if k.wl[c, S.WORKLOAD_STATE] != WL_DONE or k.task[c * tpc, S.TASK_OP] != OP_NONE:
+        if not _cpu_idle(k, cpus[i], tpc):
             return False
-        if inbox_pending(k.inbox, c * NR_RINGS + RING_OBJECTS) > 0:
+    return True
+
+
+@njit(cache=True)
+def global_idle(k):
+    """Every CPU of the machine is idle: nothing can start again (the end of a run)."""
+    tpc = k.config[S.CONFIG_NR_TASKS_PER_CPU]
+    for c in range(k.machine[0, S.MACHINE_NR_CPUS]):
+        if not _cpu_idle(k, c, tpc):
             return False
     return True
 
@@ -132,13 +231,20 @@ def _pause(k, cpus):
 
 @njit(cache=True)
 def _control(k, cpus, tpc, ws):
-    """The control words: returns RET_ABORTED, RET_FINISHED, or -1 to go on."""
+    """The control words: returns RET_ABORTED, RET_FINISHED, or -1 to go on.
+
+    A worker counts itself in ctl.done while all its CPUs are idle, and takes itself
+    out again when one gets work (an object handed over, an IPI).  The run ends when
+    ctl.finish is set: by the parent in parallel mode once every worker is done and the
+    whole machine stays idle, by the worker itself when it is the only one."""
     if load_relaxed(k.ctl, (0, S.CTL_ABORT)) != 0:
         return RET_ABORTED
     if k.ctl[0, S.CTL_STOP_ON_ERROR] != 0 and load_relaxed(k.kasan_report, (0, 0)) > 0:
         store_release(k.ctl, (0, S.CTL_ERROR), 1)
         store_release(k.ctl, (0, S.CTL_ABORT), 1)
         return RET_ABORTED
+    if load_acquire(k.ctl, (0, S.CTL_FINISH)) != 0:
+        return RET_FINISHED
     if load_relaxed(k.ctl, (0, S.CTL_PAUSE)) != 0 and _quiet(k, cpus, tpc):
         if not _pause(k, cpus):
             return RET_ABORTED
@@ -146,8 +252,12 @@ def _control(k, cpus, tpc, ws):
         if ws[WS_DONE_SIGNALLED] == 0:
             ws[WS_DONE_SIGNALLED] = 1
             fetch_add(k.ctl, (0, S.CTL_DONE), 1)
-        if load_acquire(k.ctl, (0, S.CTL_DONE)) >= k.ctl[0, S.CTL_NR_WORKERS]:
+        if k.ctl[0, S.CTL_NR_WORKERS] == 1 and global_idle(k):
+            store_release(k.ctl, (0, S.CTL_FINISH), 1)
             return RET_FINISHED
+    elif ws[WS_DONE_SIGNALLED] != 0:
+        ws[WS_DONE_SIGNALLED] = 0
+        fetch_add(k.ctl, (0, S.CTL_DONE), -1)
     return -1
 
 
@@ -160,6 +270,7 @@ def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps):
     `cpus`).  Returns RET_BATCH, RET_FINISHED or RET_ABORTED."""
     tpc = k.config[S.CONFIG_NR_TASKS_PER_CPU]
     msg = np.zeros(k.slots.shape[2] - 1, np.int64)
+    wmsg = np.zeros(k.slots.shape[2] - 1, np.int64)
     n = cpus.shape[0]
     cap = schedule.shape[0]
     steps = 0
@@ -177,7 +288,7 @@ def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps):
                 if pos < cap:
                     schedule[pos] = i
                     ws[WS_SCHED_POS] = pos + 1
-            if _step(k, wp, wc, msg, cpus[i], tpc, allow_new):
+            if _step(k, wp, wc, msg, wmsg, cpus[i], tpc, allow_new):
                 busy = True
         steps += CTL_EVERY
         r = _control(k, cpus, tpc, ws)

@@ -121,6 +121,34 @@ def plan_workers(topology, placement, workers: int, mode: str) -> list[WorkerPla
     return [WorkerPlan(cpus, h) for h, cpus in groups]
 
 
+def apply_policy(k, policy) -> None:
+    """The series' switches into the kernel's config vector (read by jitted code)."""
+    k.config[S.CONFIG_TRACK_FULL_SLABS] = 1 if policy.track_full_slabs else 0
+    k.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] = 1 if policy.shrink_tolerates_enomem else 0
+    k.config[S.CONFIG_DEAD_CACHES] = 1 if policy.dead_caches == "self-destruct" else 0
+    k.config[S.CONFIG_NONPREEMPTIBLE_FREE] = 1 if policy.nonpreemptible_free else 0
+    k.config[S.CONFIG_SYNC_BEFORE_DESTROY] = 1 if policy.sync_before_destroy else 0
+    k.config[S.CONFIG_DEAD_DISCARD_EMPTY] = 1 if policy.dead_discard_empty else 0
+
+
+def memcg_sizes(sc, nr_cpus: int) -> tuple[int, int]:
+    """memcg rows and spare cache rows for a scenario: every memcg the churn can create
+    (or memcg.max_memcgs), and a child cache per memcg and spec, capped (a creation that
+    finds no free row leaves the allocations on the root cache, as a failed creation
+    does in the kernel)."""
+    m = sc.memcg
+    if m.lifetime <= 0:
+        return 1, 16
+    if m.max_memcgs:
+        memcgs = m.max_memcgs
+    elif sc.ops_per_cpu is not None:
+        memcgs = nr_cpus * (sc.ops_per_cpu // m.lifetime + 2)
+    else:
+        memcgs = 4096
+    memcgs = max(1, min(memcgs, 1 << 16))
+    return memcgs, min(1024, 16 + memcgs * len(sc.caches))
+
+
 def prepare_out(out: str | None, scenario_name: str) -> Path:
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -266,9 +294,11 @@ class Run:
         try:
             took = warm_up()
             log.info("model compiled or loaded in %.1f s", took)
+            max_memcgs, extra_caches = memcg_sizes(sc, topology.nr_cpus)
             with Kernel(topology, sc.allocator, seed=sc.seed,
                         track_full_slabs=policy.track_full_slabs,
-                        live_cap=live_cap(sc.workload.live_objects)) as K:
+                        live_cap=live_cap(sc.workload.live_objects), max_memcgs=max_memcgs,
+                        extra_caches=extra_caches) as K:
                 self.K = K
                 wp, wc = self._setup(K, topology, policy)
                 self.wc = wc
@@ -303,7 +333,11 @@ class Run:
                 rows.append(K.cache(kmalloc_slab(spec.size, K.mp, sc.allocator)))
             else:
                 rows.append(K.kmem_cache_create(spec.name, spec.size, align=spec.align))
-        k.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] = 1 if policy.shrink_tolerates_enomem else 0
+        apply_policy(k, policy)
+        f = sc.faults
+        k.config[S.CONFIG_PREEMPT_PPM] = round(f.preempt * 1_000_000)
+        k.config[S.CONFIG_RACE_DELAY_SPINS] = f.race_delay
+        k.config[S.CONFIG_FAIL_SHRINK_ALLOC] = 1 if f.shrink_alloc_fail else 0
         if sc.faults.page_alloc_fail > 0:
             ppm = max(1, round(sc.faults.page_alloc_fail * 1_000_000))
             nodes = sc.faults.nodes or tuple(K.node_ids)
@@ -455,12 +489,14 @@ class Run:
         # wake for --check-interval too when it is shorter than the sample interval
         tick = min(opt.sample_interval, opt.check_interval) if opt.check_interval > 0 \
             else opt.sample_interval
+        tick = min(tick, 0.05)  # and for the end of the run (ctl.finish)
         abort_at = None
+        idle_seen = None
         while True:
             wait_sentinels(sentinels, timeout=tick)
             now = time.monotonic()
             elapsed = now - self.t_start
-            if now - last_sample >= opt.sample_interval or tick == opt.sample_interval:
+            if now - last_sample >= opt.sample_interval:
                 last_sample = now
                 self.stream.write(C.snapshot(K, elapsed))
             progress.update(int(k.wl[:, S.WORKLOAD_ISSUED].sum()), int(k.wl[:, S.WORKLOAD_OPS].sum()),
@@ -480,6 +516,7 @@ class Run:
             if sc.duration is not None and elapsed >= sc.duration and k.ctl[0, S.CTL_STOP] == 0:
                 k.ctl[0, S.CTL_STOP] = 1
                 self._event("stop", reason="duration")
+            idle_seen = self._maybe_finish(K, idle_seen)
             if opt.check_interval > 0 and now - last_check >= opt.check_interval and k.ctl[0, S.CTL_DONE] == 0:
                 last_check = now
                 if self._pause(k):
@@ -492,6 +529,21 @@ class Run:
             elif now - last_move > opt.stall_timeout:
                 self._fail("failed", f"no progress for {opt.stall_timeout:.0f} s "
                            f"({self._in_flight_text(K)})")
+
+    def _maybe_finish(self, K, idle_seen):
+        """The end of a parallel run: every worker done and the whole machine idle, seen
+        twice with no step taken in between (a CPU between taking an object from its
+        inbox and starting the free would look idle once).  Then ctl.finish."""
+        from .loop import global_idle
+
+        k = K.mem
+        if k.ctl[0, S.CTL_DONE] < len(self.procs) or not global_idle(k):
+            return None
+        mark = (int(k.wl[:, S.WORKLOAD_STEPS].sum()), int(k.cpu[:, S.CPU_IPIS_HANDLED].sum()))
+        if idle_seen == mark:
+            k.ctl[0, S.CTL_FINISH] = 1
+            return None
+        return mark
 
     def _pause(self, k) -> bool:
         """Ask every worker to pause; True once all have (ctl.pause stays set)."""
@@ -620,6 +672,7 @@ class Run:
             "ops": {"total": total, "per_cpu": ops,
                     "per_second": round(total / elapsed, 1) if elapsed > 0 else 0.0},
             "workload": C.workload_counters(k),
+            "faults": sc.faults.to_dict(),
             "workers": {"count": len(plans),
                         "per_worker_cpus": [[K.cpu_ids[c] for c in p.cpus] for p in plans],
                         # where each emulated CPU ran: its worker's host CPU
@@ -632,6 +685,7 @@ class Run:
             "kasan": C.kasan_rows(K),
             "kasan_total": C.kasan_count(k),
             "leaks": C.leak_summary(K),
+            "memcg": C.memcg_summary(K),
             "failure": self.failure,
             "invariants": {"checked": self.checked, "violations": self.violations[:50],
                            "count": len(self.violations)},

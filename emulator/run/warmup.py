@@ -30,7 +30,7 @@ def warm_up(verbose: bool = False) -> float:
                     distances=((10, 20), (20, 10)),
                     cpus=(Cpu(0, 0, 0, 0, 0), Cpu(1, 1, 1, 1, 0)))
     for allocator in ("slub", "slab"):
-        with Kernel(topo, allocator, live_cap=9) as K:
+        with Kernel(topo, allocator, live_cap=9, max_memcgs=64) as K:
             k = K.mem
             wp = np.zeros(WP_NR, np.int64)
             wp[G.WP_LIVE_TARGET] = 4
@@ -43,6 +43,12 @@ def warm_up(verbose: bool = False) -> float:
             wp[G.WP_BUDGET] = 40
             wp[G.WP_NR_SPECS] = 2
             wp[G.WP_TOTAL_WEIGHT] = 2
+            wp[G.WP_MEMCG_LIFETIME] = 13
+            # every policy switch on, and preemption, so that every path compiles
+            for f in (S.CONFIG_DEAD_CACHES, S.CONFIG_SYNC_BEFORE_DESTROY,
+                      S.CONFIG_DEAD_DISCARD_EMPTY, S.CONFIG_SHRINK_TOLERATES_ENOMEM):
+                k.config[f] = 1
+            k.config[S.CONFIG_PREEMPT_PPM] = 500000
             wc = np.zeros((2, WC_NR), np.int64)
             wc[0] = (1, 64, K.cache("kmalloc-64"), 1)
             wc[1] = (0, 64, K.cache("kmalloc-64"), 2)

@@ -18,7 +18,13 @@ One decision per op issued:
     node (through that CPU's RING_OBJECTS inbox; a full inbox means a local free);
     otherwise kfree / kmem_cache_free here;
   - every `shrink_every` issued ops a kmem_cache_shrink of a random spec's cache, every
-    `reap_every` SLAB's cache_reap on this CPU.
+    `reap_every` SLAB's cache_reap on this CPU;
+  - memcg churn (memcg_lifetime > 0): at its first op and every memcg_lifetime ops after,
+    the CPU's workload task moves to a new memcg and takes its previous memcg offline
+    (OP_MEMCG_OFFLINE) while the objects allocated there live on, to be freed later here
+    or by the CPUs they are handed to (with handover_at_offline, all of them are handed
+    to other CPUs as the offline starts); at the end, once it holds nothing, it takes its
+    last memcg offline too.
 A CPU frees the objects its inbox holds before it issues its own next op (the consumer).
 
 States: WL_RUN (issuing) -> WL_FREEING (op budget reached or ctl.stop: frees what it
@@ -37,7 +43,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..kernel.ops import OP_ALLOC, OP_CACHE_FREE, OP_FREE, OP_KMALLOC, OP_REAP, OP_SHRINK, op_start
+from ..kernel.memcontrol import memcg_alloc
+from ..kernel.ops import (OP_ALLOC, OP_CACHE_FREE, OP_FREE, OP_KMALLOC, OP_MEMCG_OFFLINE, OP_REAP,
+                          OP_SHRINK, op_start)
 from ..kernel.slab_common import NUMA_NO_NODE
 from ..machine import structs as S
 from ..machine.atomics import load_relaxed
@@ -58,7 +66,10 @@ WP_REAP_EVERY = 7
 WP_BUDGET = 8  # ops issued per CPU, or -1 (a duration-bound run)
 WP_NR_SPECS = 9
 WP_TOTAL_WEIGHT = 10
-WP_NR = 11
+WP_MEMCG_LIFETIME = 11  # ops issued per CPU between two memcg moves (0: no memcgs)
+WP_HANDOVER_AT_OFFLINE = 12  # 1: a CPU hands every object it holds to other CPUs
+#                              as it takes its old memcg offline
+WP_NR = 13
 
 # The cache spec table `wc` [nr_specs, WC_NR].
 WC_KMALLOC = 0  # 1: kmalloc(size)/kfree, 0: kmem_cache_alloc(cache)/kmem_cache_free
@@ -106,6 +117,14 @@ def _start_free(k, wc, t, packed, slot):
 
 
 @njit(cache=True)
+def _start_offline(k, t, cpu, m):
+    """Take memcg m offline (rmdir of its cgroup), from this CPU's workload task."""
+    op_start(k, t, OP_MEMCG_OFFLINE, -1, NUMA_NO_NODE, 0, m)
+    k.task[t, S.TASK_SLOT] = SLOT_OTHER
+    k.wl[cpu, S.WORKLOAD_OFFLINES] += 1
+
+
+@njit(cache=True)
 def pick_remote_cpu(k, cpu, same_node):
     """A random CPU other than `cpu`, on its node (same_node) or on another; -1 if none
     was found in 64 draws (e.g. a node with one CPU)."""
@@ -138,6 +157,32 @@ def _hand_over(k, wp, msg, cpu, packed):
     else:
         k.wl[cpu, S.WORKLOAD_SENT_NODE] += 1
     return True
+
+
+@njit(cache=True)
+def _hand_over_all(k, wp, msg, cpu):
+    """Hand every object this CPU holds to other CPUs (on another node with probability
+    remote_node / (remote_cpu + remote_node), else on this node; either when only one
+    is possible): they free them while the old memcg goes offline."""
+    live = k.wl[cpu, S.WORKLOAD_LIVE]
+    keep = 0
+    both = wp[WP_REMOTE_CPU_PPM] + wp[WP_REMOTE_NODE_PPM]
+    for i in range(live):
+        packed = k.wl_live[cpu, i]
+        same = both > 0 and uniform_below(_next(k, cpu), both) >= wp[WP_REMOTE_NODE_PPM]
+        target = pick_remote_cpu(k, cpu, same)
+        if target < 0:
+            target = pick_remote_cpu(k, cpu, not same)
+        msg[0] = packed
+        if target >= 0 and inbox_send(k.inbox, k.slots, target * NR_RINGS + RING_OBJECTS, msg):
+            if k.cpu[target, S.CPU_NODE] == k.cpu[cpu, S.CPU_NODE]:
+                k.wl[cpu, S.WORKLOAD_SENT_CPU] += 1
+            else:
+                k.wl[cpu, S.WORKLOAD_SENT_NODE] += 1
+        else:
+            k.wl_live[cpu, keep] = packed
+            keep += 1
+    k.wl[cpu, S.WORKLOAD_LIVE] = keep
 
 
 @njit(cache=True, inline="always")
@@ -173,6 +218,11 @@ def wl_issue(k, wp, wc, msg, cpu, t, allow_new):
     live = w[cpu, S.WORKLOAD_LIVE]
     if state == WL_FREEING:
         if live == 0:
+            m = k.task[t, S.TASK_MEMCG]
+            if m >= 0:  # the last memcg goes offline once its objects are freed
+                k.task[t, S.TASK_MEMCG] = -1
+                _start_offline(k, t, cpu, m)
+                return ISSUE_STARTED
             w[cpu, S.WORKLOAD_STATE] = WL_DONE
             return ISSUE_IDLE
         w[cpu, S.WORKLOAD_LIVE] = live - 1
@@ -180,6 +230,18 @@ def wl_issue(k, wp, wc, msg, cpu, t, allow_new):
         return ISSUE_STARTED
     issued = w[cpu, S.WORKLOAD_ISSUED] + 1
     w[cpu, S.WORKLOAD_ISSUED] = issued
+    every = wp[WP_MEMCG_LIFETIME]
+    if every > 0 and (issued - 1) % every == 0:
+        new = memcg_alloc(k, cpu)
+        if new >= 0:
+            old = k.task[t, S.TASK_MEMCG]
+            k.task[t, S.TASK_MEMCG] = new  # mem_cgroup_move_task()
+            w[cpu, S.WORKLOAD_MEMCGS_CREATED] += 1
+            if old >= 0:
+                if wp[WP_HANDOVER_AT_OFFLINE] != 0:
+                    _hand_over_all(k, wp, msg, cpu)
+                _start_offline(k, t, cpu, old)
+                return ISSUE_STARTED
     every = wp[WP_SHRINK_EVERY]
     if every > 0 and issued % every == 0:
         spec = uniform_below(_next(k, cpu), wp[WP_NR_SPECS])
@@ -264,6 +326,8 @@ def workload_params(scenario, specs_rows: list[int], budget: int | None) -> tupl
     wp[WP_REAP_EVERY] = w.reap_every
     wp[WP_BUDGET] = -1 if budget is None else budget
     wp[WP_NR_SPECS] = len(scenario.caches)
+    wp[WP_MEMCG_LIFETIME] = scenario.memcg.lifetime
+    wp[WP_HANDOVER_AT_OFFLINE] = 1 if scenario.memcg.handover_at_offline else 0
     wc = np.zeros((len(scenario.caches), WC_NR), np.int64)
     cum = 0
     for i, (c, row) in enumerate(zip(scenario.caches, specs_rows)):
@@ -278,9 +342,11 @@ def live_cap(live_objects: int) -> int:
 
 
 def seed_workload(mem, seed: int) -> None:
-    """Every CPU's generator state: WL_RUN, nothing held, its own PRNG stream."""
+    """Every CPU's generator state: WL_RUN, nothing held, its own PRNG stream; every
+    task in the root memcg."""
     from ..machine.prng import seed_state
 
     mem.wl[:, :] = 0
+    mem.task[:, S.TASK_MEMCG] = -1
     for cpu in range(mem.wl.shape[0]):
         mem.wl[cpu, S.WORKLOAD_RNG] = seed_state(seed, 5000 + cpu)

@@ -4,14 +4,16 @@ What it models: one experiment — the machine (a topology), the allocator, the 
 (the series' switches), the seed and mode, the op budget or duration, the caches the
 per-CPU workload allocates from (kmalloc sizes, named caches with their weights), the
 alloc/free mix (live objects per CPU, bursts, frees handed to another CPU of the node or
-to another node, periodic shrink and reap) and page-allocation fault injection.
+to another node, periodic shrink and reap), memcg churn, and fault injection (page
+allocation failures, preemption at preemption points, delays in race windows, the
+shrink's allocation failing).
 
 File layout (the shipped files in configs/scenarios are examples): top-level
 description, topology, allocator, policy, seed, mode, placement, workers, ops_per_cpu,
 duration (the `Scenario` fields; with both budgets the run ends at the first reached);
 ``[[cache]]`` tables, each ``kmalloc = SIZE`` or ``name = "..."`` + ``size`` (+ ``align``),
-with an optional ``weight``; optional ``[workload]`` and ``[faults]`` tables (the
-`Workload` and `Faults` fields).  Relative topology and policy paths resolve against the
+with an optional ``weight``; optional ``[workload]``, ``[memcg]`` and ``[faults]`` tables
+(the `Workload`, `Memcg` and `Faults` fields).  Relative topology and policy paths resolve against the
 scenario file's directory first, then as given; the scenario keeps the resolved path.
 
 Invariants: every `Scenario` that `load_scenario`, `Scenario.with_overrides` or
@@ -62,7 +64,7 @@ OPTIONS = {"allocator": "--allocator", "policy": "--policy", "seed": "--seed", "
            "duration": "--duration", "topology": "--topology"}
 
 _TOP_KEYS = {"description", "topology", "allocator", "policy", "seed", "mode", "placement",
-             "workers", "ops_per_cpu", "duration", "cache", "workload", "faults"}
+             "workers", "ops_per_cpu", "duration", "cache", "workload", "memcg", "faults"}
 _KMALLOC_KEYS = ("kmalloc", "weight")
 _NAMED_KEYS = ("name", "size", "align", "weight")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
@@ -104,14 +106,34 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Memcg:
+    """memcg churn: each CPU's workload task moves to a new memcg every `lifetime` ops it
+    issues and takes the previous one offline; 0 = every task stays in the root memcg."""
+
+    lifetime: int = 0          # ops issued per CPU between two moves (0: no memcgs)
+    max_memcgs: int = 0        # memcg rows (ids are not reused); 0: enough for the budget
+    handover_at_offline: bool = False  # hand every held object to other CPUs at the move
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Faults:
     """Fault injection."""
 
     page_alloc_fail: float = 0.0      # probability that a page allocation fails, [0, 1)
     nodes: tuple[int, ...] = ()       # topology node ids it applies to; () = every node
+    preempt: float = 0.0              # probability of a preemption at a preemption point
+    #                                   (where the policy leaves one and work is waiting)
+    race_delay: int = 0               # race windows widened: slab_free stalls this many steps
+    #                                   after put_cpu_partial, spins as long after a discard
+    shrink_alloc_fail: bool = False   # __kmem_cache_shrink's kmalloc always fails
 
     def to_dict(self) -> dict[str, Any]:
-        return {"page_alloc_fail": self.page_alloc_fail, "nodes": list(self.nodes)}
+        return {"page_alloc_fail": self.page_alloc_fail, "nodes": list(self.nodes),
+                "preempt": self.preempt, "race_delay": self.race_delay,
+                "shrink_alloc_fail": self.shrink_alloc_fail}
 
 
 @dataclass(frozen=True)
@@ -133,6 +155,7 @@ class Scenario:
     caches: tuple[CacheSpec, ...]
     workload: Workload
     faults: Faults
+    memcg: Memcg = Memcg()
 
     def with_overrides(self, **kw: Any) -> "Scenario":
         """A copy with command-line options applied, re-validated.
@@ -185,6 +208,7 @@ class Scenario:
             "workers": self.workers, "ops_per_cpu": self.ops_per_cpu, "duration": self.duration,
             "caches": [c.to_dict() for c in self.caches],
             "workload": self.workload.to_dict(),
+            "memcg": self.memcg.to_dict(),
             "faults": self.faults.to_dict(),
         }
 
@@ -415,9 +439,19 @@ def _workload(data: dict[str, Any], src: str) -> Workload:
     return w
 
 
+def _memcg(data: dict[str, Any], src: str) -> Memcg:
+    t = _table(data, "memcg", src)
+    _unknown(t, ("lifetime", "max_memcgs", "handover_at_offline"), src, "memcg.", "memcg")
+    return Memcg(lifetime=_int(t.get("lifetime", 0), src, "memcg.lifetime", 0, 1 << 40),
+                 max_memcgs=_int(t.get("max_memcgs", 0), src, "memcg.max_memcgs", 0, 1 << 16),
+                 handover_at_offline=_bool(t.get("handover_at_offline", False), src,
+                                           "memcg.handover_at_offline"))
+
+
 def _faults(data: dict[str, Any], src: str) -> Faults:
     t = _table(data, "faults", src)
-    _unknown(t, ("page_alloc_fail", "nodes"), src, "faults.", "faults")
+    _unknown(t, ("page_alloc_fail", "nodes", "preempt", "race_delay", "shrink_alloc_fail"), src,
+             "faults.", "faults")
     p = _number(t.get("page_alloc_fail", 0.0), src, "faults.page_alloc_fail",
                 "a probability in [0, 1)", lambda v: 0.0 <= v < 1.0)
     nodes = t.get("nodes", [])
@@ -429,7 +463,11 @@ def _faults(data: dict[str, Any], src: str) -> Faults:
         if n in ids:
             raise ConfigError(src, f"faults.nodes[{i}]", "each node once", n)
         ids.append(n)
-    return Faults(p, tuple(sorted(ids)))
+    preempt = _number(t.get("preempt", 0.0), src, "faults.preempt", "a probability in [0, 1]",
+                      lambda v: 0.0 <= v <= 1.0)
+    delay = _int(t.get("race_delay", 0), src, "faults.race_delay", 0, 1_000_000)
+    shrink_fail = _bool(t.get("shrink_alloc_fail", False), src, "faults.shrink_alloc_fail")
+    return Faults(p, tuple(sorted(ids)), preempt, delay, shrink_fail)
 
 
 def _cross_check(s: Scenario, topology: Topology | None,
@@ -497,6 +535,7 @@ def _parse(data: dict[str, Any], *, source: str, name: str, path: str,
         caches=_caches(data.get("cache"), src),
         workload=_workload(data, src),
         faults=_faults(data, src),
+        memcg=_memcg(data, src),
     )
     _cross_check(s, topology, lambda field: (src, field))
     return s

@@ -29,6 +29,7 @@ EXPECTED = {
     "v2-no-5": (SD, True, False, True, True, False),      # patches 1-4, 6-8
     "v2-full": (SD, True, True, True, True, False),       # patches 1-8
     "reparent": (SD, True, True, True, True, True),       # v2-full + full-slab lists
+    "v2-no-4": (SD, False, True, True, True, False),      # patches 1-3, 5-8 (shrink-enomem)
 }
 
 FULL = """\

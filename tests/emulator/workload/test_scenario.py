@@ -419,7 +419,11 @@ def test_to_dict_round_trips_through_json(name):
     assert d["caches"][0] == dataclasses.asdict(s.caches[0])
     assert set(d["workload"]) == {f.name for f in dataclasses.fields(Workload)}
     assert d["faults"] == {"page_alloc_fail": s.faults.page_alloc_fail,
-                           "nodes": list(s.faults.nodes)}
+                           "nodes": list(s.faults.nodes), "preempt": s.faults.preempt,
+                           "race_delay": s.faults.race_delay,
+                           "shrink_alloc_fail": s.faults.shrink_alloc_fail}
+    assert d["memcg"] == {"lifetime": s.memcg.lifetime, "max_memcgs": s.memcg.max_memcgs,
+                          "handover_at_offline": s.memcg.handover_at_offline}
 
 
 def test_to_dict_with_every_field(tmp_path):
