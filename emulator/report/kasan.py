@@ -51,7 +51,7 @@ def format_kasan_report(r: Mapping[str, Any]) -> list[str]:
     if bug in _FREES:
         lines.append(f"Free of addr {addr} {who}")
     elif bug == "kmem_cache-use-after-free":
-        lines.append(f"Access to freed kmem_cache at addr {addr} {who}")
+        lines.append(f"Access to freed kmem_cache (descriptor row {r.get('object')}) {who}")
     else:
         verb = {"read": "Read", "write": "Write"}.get(str(r.get("access", "")).lower(), "Access")
         size = r.get("size") or 0

@@ -118,7 +118,7 @@ def _loop_direct(k, n, cpu, t, size):
     bad = 0
     t0 = monotonic_ns()
     for _ in range(n):
-        obj = kmalloc_node(k, size, NUMA_NO_NODE, cpu)
+        obj = kmalloc_node(k, size, NUMA_NO_NODE, cpu, -1)
         kind, pfn = classify_free(k, obj)
         if kind != PTR_SLAB:
             bad += 1

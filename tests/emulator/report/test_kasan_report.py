@@ -48,9 +48,19 @@ def test_cache_use_after_free_and_invalid_free():
          "freed_by": {"cpu": 1, "op": "destroy_work", "phase": "kmem_cache_free"}}
     assert format_kasan_report(r) == [
         "BUG: KASAN: kmem_cache-use-after-free in kfree/memcg_uncharge",
-        "Access to freed kmem_cache at addr 0000000000001000 by task 0 on cpu 2",
+        "Access to freed kmem_cache (descriptor row 4096) by task 0 on cpu 2",
         "The buggy address belongs to the cache kmalloc-64(2:m1)",
         "Freed by cpu 1 in destroy_work/kmem_cache_free",
+    ]
+    # what the runner adds: preemption, the creating CPU, both CPUs' last events
+    full = {**r, "preempted": True, "previous_op": "kmalloc",
+            "allocated_by": {"cpu": 0, "op": "memcg_create_kmem_cache", "phase": "create"},
+            "freeing_cpu_now": {"op": "kfree", "phase": "slab_free"}}
+    assert format_kasan_report(full)[3:] == [
+        "The task was preempted inside kfree before this access",
+        "Allocated by cpu 0 in memcg_create_kmem_cache/create",
+        "Freed by cpu 1 in destroy_work/kmem_cache_free",
+        "Last events: cpu 1 is now in kfree/slab_free; cpu 2 ran kmalloc before kfree",
     ]
     inv = {**r, "bug": "invalid-free", "freed_by": None, "cache": None}
     assert format_kasan_report(inv)[1] == "Free of addr 0000000000001000 by task 0 on cpu 2"
