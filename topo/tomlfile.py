@@ -36,6 +36,9 @@ Core ids run on across nodes in node-id order.
 Invariants: unknown keys (top level or in a node table) are errors naming the key, so a
 typo cannot silently fall back to a default; every error names the file and the field
 (``node[1].cpus``: the second ``[[node]]`` table); the result has passed `validate`.
+
+`read_toml` is the file-reading step alone (unreadable file, bad TOML, not UTF-8 →
+`ConfigError`), shared with the emulator's policy and scenario files.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from .model import Cpu, Node, Topology, default_distances, scale_memory, validat
 from .sizes import parse_size
 from .synthetic import parse_synthetic
 
-__all__ = ["load_toml", "parse_toml"]
+__all__ = ["load_toml", "parse_toml", "read_toml"]
 
 _COMMON_KEYS = {"name", "description", "arch", "page_size", "cache_line", "memory_cap", "distances"}
 _NODE_FORM_KEYS = _COMMON_KEYS | {"node", "threads_per_core"}
@@ -213,17 +216,23 @@ def _explicit_nodes(data: dict[str, Any], source: str, name: str, arch: str, pag
     return validate(topo)
 
 
-def load_toml(path: str | Path, *, memory_cap: int | None = None) -> Topology:
-    """Read and validate a topology TOML file."""
-    p = Path(path)
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Decode a TOML file; ``what`` ("topology", "policy", ...) names the kind in the
+    error.  An unreadable file, bad TOML or bad UTF-8 raises `ConfigError` whose source
+    is ``str(path)``."""
     source = str(path)
     try:
-        with open(p, "rb") as f:
-            data = tomllib.load(f)
+        with open(path, "rb") as f:
+            return tomllib.load(f)
     except OSError as e:
-        raise ConfigError(source, "file", "a readable topology file", e.strerror or str(e)) from None
+        raise ConfigError(source, "file", f"a readable {what} file", e.strerror or str(e)) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, "TOML", "valid TOML syntax", str(e)) from None
     except ValueError as e:  # not UTF-8
         raise ConfigError(source, "TOML", "a UTF-8 text file", str(e)) from None
-    return parse_toml(data, source=source, default_name=p.stem, memory_cap=memory_cap)
+
+
+def load_toml(path: str | Path, *, memory_cap: int | None = None) -> Topology:
+    """Read and validate a topology TOML file."""
+    data = read_toml(path, "topology")
+    return parse_toml(data, source=str(path), default_name=Path(path).stem, memory_cap=memory_cap)

@@ -28,12 +28,13 @@ raises `topo.ConfigError` naming the file and the field.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from topo.configfile import find_config
 from topo.errors import ConfigError
+from topo.tomlfile import read_toml
 
 __all__ = ["Policy", "load_policy", "available_policies", "SWITCHES", "DEAD_CACHES",
            "CONFIGS_DIR"]
@@ -104,41 +105,13 @@ def available_policies(configs_dir: str | Path | None = None) -> list[str]:
 
 def _resolve(spec: str | Path, configs_dir: Path, base_dir: Path | None) -> Path:
     """A policy spec → its file: a path (relative: against ``base_dir`` first), or a name."""
-    text = str(spec)
-    explicit = isinstance(spec, Path) or "/" in text
-    if explicit or text.endswith(".toml"):
-        path = Path(text)
-        if base_dir is not None and not path.is_absolute() and (base_dir / path).is_file():
-            return base_dir / path
-        if path.is_file():
-            return path
-        if explicit:
-            raise ConfigError(text, "file", "an existing policy file", text)
-    stem = text[:-5] if text.endswith(".toml") else text
-    candidate = configs_dir / f"{stem}.toml"
-    if stem and candidate.is_file():
-        return candidate
-    names = available_policies(configs_dir)
-    raise ConfigError(text, "policy", "a .toml file or one of: " +
-                      (", ".join(names) if names else f"(no policies in {configs_dir})"), text)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    source = str(path)
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as e:
-        raise ConfigError(source, "file", "a readable policy file", e.strerror or str(e)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(source, "TOML", "valid TOML syntax", str(e)) from None
-    except ValueError as e:  # not UTF-8
-        raise ConfigError(source, "TOML", "a UTF-8 text file", str(e)) from None
+    return find_config(spec, configs_dir, "policy", available_policies, base_dir,
+                       plural="policies")
 
 
 def _load(path: Path, configs_dir: Path, seen: tuple[Path, ...]) -> Policy:
     source = str(path)
-    data = _read(path)
+    data = read_toml(path, "policy")
     for key in data:
         if key not in _FILE_KEYS:
             raise ConfigError(source, key, "a known key (" + ", ".join(sorted(_FILE_KEYS)) + ")")

@@ -32,13 +32,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from topo.configfile import find_config
 from topo.errors import ConfigError
 from topo.model import Topology
+from topo.tomlfile import read_toml
 
 __all__ = ["CacheSpec", "Workload", "Faults", "Scenario", "load_scenario", "available_scenarios",
            "CONFIGS_DIR", "ALLOCATORS", "MODES", "PLACEMENTS", "OPTIONS"]
@@ -548,41 +549,13 @@ def available_scenarios(configs_dir: str | Path | None = None) -> list[str]:
     return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
 
 
-def _find(spec: str | Path, configs_dir: Path) -> Path:
-    text = str(spec)
-    explicit = isinstance(spec, Path) or "/" in text
-    if explicit or text.endswith(".toml"):
-        path = Path(text)
-        if path.is_dir():
-            raise ConfigError(text, "file", "a scenario file (a TOML table), not a directory", text)
-        if path.is_file():
-            return path
-        if explicit:
-            raise ConfigError(text, "file", "an existing scenario file", text)
-    stem = text[:-5] if text.endswith(".toml") else text
-    candidate = configs_dir / f"{stem}.toml"
-    if stem and candidate.is_file():
-        return candidate
-    names = available_scenarios(configs_dir)
-    raise ConfigError(text, "scenario", "a .toml file or one of: " +
-                      (", ".join(names) if names else f"(no scenarios in {configs_dir})"), text)
-
-
 def load_scenario(spec: str | Path, configs_dir: str | Path | None = None) -> Scenario:
     """Load and validate a scenario: a path to a .toml file, or a name in ``configs_dir``
     (default configs/scenarios), with or without ".toml".  Bad input: `ConfigError`."""
     if not isinstance(spec, (str, Path)) or not str(spec):
         raise ConfigError("scenario", "scenario", "a scenario name or file", spec)
     d = Path(configs_dir) if configs_dir is not None else CONFIGS_DIR
-    path = _find(spec, d)
+    path = find_config(spec, d, "scenario", available_scenarios, reject_dirs=True)
+    data = read_toml(path, "scenario")
     source = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as e:
-        raise ConfigError(source, "file", "a readable scenario file", e.strerror or str(e)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(source, "TOML", "valid TOML syntax", str(e)) from None
-    except ValueError as e:  # not UTF-8
-        raise ConfigError(source, "TOML", "a UTF-8 text file", str(e)) from None
     return _parse(data, source=source, name=path.stem, path=source, base_dir=path.parent)
