@@ -1,9 +1,12 @@
 """memcg kmem caches (mm/memcontrol.c and mm/slab_common.c, Linux 3.16 with the series).
 
 What it models:
-  - memcgs: rows of the memcg table, MEMCG_ONLINE from creation, MEMCG_OFFLINE when taken
-    offline, MEMCG_RELEASED (css_free) once no child cache pins them; a task belongs to
-    one (task.memcg, -1 for the root memcg);
+  - memcgs: rows of the memcg table in a hierarchy under the root memcg (memcg.parent,
+    -1 = the root), MEMCG_ONLINE from creation, MEMCG_OFFLINE when taken offline,
+    MEMCG_RELEASED (css_free) once no child cache and no child memcg pins them (a child
+    holds a reference on its parent until it is released); a task belongs to one
+    (task.memcg, -1 for the root memcg); kmem charges are hierarchical, as the kmem
+    res_counter is: a slab's pages count in its memcg and every ancestor;
   - __memcg_kmem_get_cache: an allocation from root cache r by a task of memcg m uses
     m's child cache of r; on first use it queues memcg_create_cache_work_func on this
     CPU and allocates from r meanwhile; memcg_caches[m, r] is -1 (none), -2 (creation
@@ -80,12 +83,19 @@ def memcg_kmem_get_cache(k, s, t, cpu):
 
 
 @njit(cache=True)
+def _charge_up(k, m, pages):
+    """res_counter_charge(): the memcg and each ancestor up to the root."""
+    while m >= 0:
+        fetch_add(k.memcg, (m, S.MEMCG_KMEM_PAGES), pages)
+        m = k.memcg[m, S.MEMCG_PARENT]
+
+
+@njit(cache=True)
 def memcg_charge_slab(k, s, order):
     """memcg_charge_slab(): a new slab of a child cache: pages to the memcg, refcnt + 1."""
     if not is_memcg_cache(k, s):
         return
-    m = k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_MEMCG]
-    fetch_add(k.memcg, (m, S.MEMCG_KMEM_PAGES), 1 << order)
+    _charge_up(k, k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_MEMCG], 1 << order)
     fetch_add(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_REFCNT), 1)
 
 
@@ -109,19 +119,23 @@ def memcg_uncharge_slab(k, s, order, cpu):
     self-destruction (patches 1-3) the cache goes when it reaches 0."""
     if not is_memcg_cache(k, s):
         return
-    m = k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_MEMCG]
-    fetch_add(k.memcg, (m, S.MEMCG_KMEM_PAGES), -(1 << order))
+    _charge_up(k, k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_MEMCG], -(1 << order))
     left = fetch_add(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_REFCNT), -1) - 1
     if left == 0 and k.config[S.CONFIG_DEAD_CACHES] != 0:
         queue_destroy(k, s, cpu)
 
 
 @njit(cache=True)
-def memcg_alloc(k, cpu):
-    """mem_cgroup_css_alloc + online: a new memcg row, or -1 when none is left."""
+def memcg_alloc(k, cpu, parent):
+    """mem_cgroup_css_alloc + online under `parent` (-1: the root memcg): a new memcg
+    row, or -1 when none is left.  The child pins its parent until it is released."""
     m = fetch_add(k.ctl, (0, S.CTL_MEMCGS), 1)
     if m >= k.memcg.shape[0]:
         return -1
+    k.memcg[m, S.MEMCG_PARENT] = parent
+    k.memcg[m, S.MEMCG_NR_CHILDREN] = 0
+    if parent >= 0:
+        fetch_add(k.memcg, (parent, S.MEMCG_NR_CHILDREN), 1)
     k.memcg[m, S.MEMCG_NR_CACHES] = 0
     k.memcg[m, S.MEMCG_KMEM_PAGES] = 0
     k.memcg[m, S.MEMCG_CREATED_BY] = cpu
@@ -282,10 +296,25 @@ def kmem_cache_release(k, s, cpu, phase):
     k.kmem_cache[s, S.KMEM_CACHE_ROOT_CACHE] = -1
     k.kmem_cache[s, S.KMEM_CACHE_MEMCG_PARAMS] = -1
     if m >= 0:
-        left = fetch_add(k.memcg, (m, S.MEMCG_NR_CACHES), -1) - 1  # css_put()
-        if left == 0 and load_acquire(k.memcg, (m, S.MEMCG_STATE)) == S.MEMCG_OFFLINE:
-            store_release(k.memcg, (m, S.MEMCG_STATE), S.MEMCG_RELEASED)
+        fetch_add(k.memcg, (m, S.MEMCG_NR_CACHES), -1)  # css_put()
+        memcg_release_if_unpinned(k, m)
     spin_unlock(k.lock, mutex)
+
+
+@njit(cache=True)
+def memcg_release_if_unpinned(k, m):
+    """css_free() of an offline memcg once no child cache and no child memcg pins it;
+    its parent loses a reference and may go in turn."""
+    while m >= 0:
+        if load_acquire(k.memcg, (m, S.MEMCG_NR_CACHES)) != 0 or \
+                load_acquire(k.memcg, (m, S.MEMCG_NR_CHILDREN)) != 0:
+            return
+        if cmpxchg(k.memcg, (m, S.MEMCG_STATE), S.MEMCG_OFFLINE, S.MEMCG_RELEASED) != S.MEMCG_OFFLINE:
+            return
+        parent = k.memcg[m, S.MEMCG_PARENT]
+        if parent >= 0:
+            fetch_add(k.memcg, (parent, S.MEMCG_NR_CHILDREN), -1)
+        m = parent
 
 
 @njit(cache=True)

@@ -75,6 +75,7 @@ from .memcontrol import (
     mark_dead,
     memcg_create_kmem_cache,
     memcg_kmem_get_cache,
+    memcg_release_if_unpinned,
     queue_destroy,
 )
 from .rcu import rcu_qs, rcu_request_gp, rcu_sync_done
@@ -528,6 +529,20 @@ def shrink_step(k, t, op, phase, cpu, s, gen):
 
 # -- memcg offline and cache destruction ------------------------------------------------
 @njit(cache=True)
+def _nested_shrink(k, t, op, cpu, s, gen):
+    """Phase 1 of memcg offline and of cache destruction: kmem_cache_shrink(s), one of
+    its phases per step (task.sub_phase), then phase 2."""
+    r = shrink_step(k, t, op, k.task[t, S.TASK_SUB_PHASE], cpu, s, gen)
+    if r == SH_BLOCKED:
+        return STEP_BLOCKED
+    if r != SH_DONE:
+        k.task[t, S.TASK_SUB_PHASE] = r
+        return STEP_NEXT
+    k.task[t, S.TASK_ITER] = 0
+    k.task[t, S.TASK_PHASE] = 2
+    return STEP_NEXT
+
+@njit(cache=True)
 def _offline_step(k, t, op, phase, cpu):
     """memcg_unregister_all_caches(memcg), as each state of the series does it, one
     child cache at a time (task.obj is the memcg, task.iter2 the next root cache row,
@@ -559,7 +574,7 @@ def _offline_step(k, t, op, phase, cpu):
                 k.task[t, S.TASK_ITER] = 0
                 k.task[t, S.TASK_PHASE] = 3
                 return STEP_NEXT
-            _memcg_release_if_unpinned(k, m)
+            memcg_release_if_unpinned(k, m)
             return _finish(k, t)
         child = load_acquire(k.memcg_caches, (m, r))
         k.task[t, S.TASK_ITER2] = r + 1
@@ -574,15 +589,7 @@ def _offline_step(k, t, op, phase, cpu):
     s = k.task[t, S.TASK_CACHE]
     gen = k.task[t, S.TASK_CACHE_GEN]
     if phase == 1:
-        r = shrink_step(k, t, op, k.task[t, S.TASK_SUB_PHASE], cpu, s, gen)
-        if r == SH_BLOCKED:
-            return STEP_BLOCKED
-        if r != SH_DONE:
-            k.task[t, S.TASK_SUB_PHASE] = r
-            return STEP_NEXT
-        k.task[t, S.TASK_ITER] = 0
-        k.task[t, S.TASK_PHASE] = 2
-        return STEP_NEXT
+        return _nested_shrink(k, t, op, cpu, s, gen)
     if phase == 2:
         if cache_touch(k, s, gen, cpu, t, op, phase):
             if k.config[S.CONFIG_DEAD_CACHES] == 0:
@@ -621,15 +628,8 @@ def _offline_step(k, t, op, phase, cpu):
                 k.kmem_cache[c, S.KMEM_CACHE_STATE] == S.CACHE_ACTIVE:
             k.memcg_cache_params[c, S.MEMCG_CACHE_PARAMS_DESTROYING] = DESTROY_QUEUED
             schedule_work(k, cpu, WORK_CACHE_DESTROY, c, 0, k.kmem_cache[c, S.KMEM_CACHE_GEN])
-    _memcg_release_if_unpinned(k, m)
+    memcg_release_if_unpinned(k, m)
     return _finish(k, t)
-
-
-@njit(cache=True)
-def _memcg_release_if_unpinned(k, m):
-    """css_free() once no child cache pins the offline memcg."""
-    if load_acquire(k.memcg, (m, S.MEMCG_NR_CACHES)) == 0:
-        cmpxchg(k.memcg, (m, S.MEMCG_STATE), S.MEMCG_OFFLINE, S.MEMCG_RELEASED)
 
 
 @njit(cache=True)
@@ -650,14 +650,7 @@ def _destroy_step(k, t, op, phase, cpu, s, gen):
         k.task[t, S.TASK_PHASE] = 1
         return STEP_NEXT
     if phase == 1:
-        r = shrink_step(k, t, op, k.task[t, S.TASK_SUB_PHASE], cpu, s, gen)
-        if r == SH_BLOCKED:
-            return STEP_BLOCKED
-        if r != SH_DONE:
-            k.task[t, S.TASK_SUB_PHASE] = r
-            return STEP_NEXT
-        k.task[t, S.TASK_PHASE] = 2
-        return STEP_NEXT
+        return _nested_shrink(k, t, op, cpu, s, gen)
     if cache_touch(k, s, gen, cpu, t, op, phase):
         if cache_slabs(k, s) != 0:
             k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_DESTROYING] = DESTROY_NONE

@@ -361,6 +361,7 @@ STRUCTS: dict[str, Struct] = {
                 "steps",  # phases run on this CPU
                 "memcgs_created",
                 "offlines",  # memcgs this CPU took offline
+                "memcg_parent",  # the CPU's workload group: parent of its memcgs, or -1
             ),
             padded=True,
             doc="The workload generator's per-CPU state and counters (written by its CPU only).",
@@ -369,13 +370,17 @@ STRUCTS: dict[str, Struct] = {
             "memcg",
             (
                 "state",  # MEMCG_FREE, MEMCG_ONLINE, MEMCG_OFFLINE, MEMCG_RELEASED
+                "parent",  # parent memcg row, -1: a child of the root memcg
+                "nr_children",  # child memcgs not yet released (each pins its parent)
                 "nr_caches",  # child caches alive (each pins the memcg, as css_get)
-                "kmem_pages",  # pages charged (memcg_charge_slab)
+                "kmem_pages",  # pages charged here and below (the kmem res_counter,
+                #                hierarchical: a charge goes up to every ancestor)
                 "created_by",  # cpu
                 "offlined_by",  # cpu, or -1
             ),
             padded=True,
-            doc="struct mem_cgroup, the kmem part: one row per memcg (ids are not reused).",
+            doc="struct mem_cgroup, the kmem part: one row per memcg (ids are not reused),"
+            " in a hierarchy under the root memcg.",
         ),
         Struct(
             "memcg_cache_params",

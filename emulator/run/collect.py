@@ -258,7 +258,7 @@ def kasan_rows(kernel) -> list[dict]:
 
 def leak_summary(kernel) -> dict:
     """Dead memcg caches still alive (child caches of offline memcgs), what they hold,
-    and the offline memcgs they pin (not yet released)."""
+    and the offline memcgs they pin, directly or through a child (not yet released)."""
     mem = kernel.mem
     nodes = kernel.nr_nodes
     dead = slabs = objs = pages = 0
@@ -277,10 +277,23 @@ def leak_summary(kernel) -> dict:
             else n * int(mem.kmem_cache[s, S.KMEM_CACHE_OBJECTS])
         pages += n << int(mem.kmem_cache[s, S.KMEM_CACHE_ORDER])
     used = min(int(mem.ctl[0, S.CTL_MEMCGS]), mem.memcg.shape[0])
-    states = mem.memcg[:used, S.MEMCG_STATE]
-    pinned = int(((states == S.MEMCG_OFFLINE) & (mem.memcg[:used, S.MEMCG_NR_CACHES] > 0)).sum())
+    # an offline memcg is released as soon as nothing pins it: one still offline is
+    # pinned, by a dead cache of its own or by a child memcg that a dead cache pins
+    pinned = int((mem.memcg[:used, S.MEMCG_STATE] == S.MEMCG_OFFLINE).sum())
     return {"dead_caches": dead, "dead_cache_slabs": slabs, "dead_cache_objects": objs,
             "dead_cache_pages": pages, "pinned_memcgs": pinned}
+
+
+def _hierarchy_consistent(mem, used: int) -> bool:
+    parent = mem.memcg[:used, S.MEMCG_PARENT]
+    pages = mem.memcg[:used, S.MEMCG_KMEM_PAGES]
+    below = np.zeros(used, np.int64)
+    for m in range(used):
+        if parent[m] >= 0:
+            below[parent[m]] += pages[m]
+    has_children = np.zeros(used, bool)
+    has_children[parent[parent >= 0]] = True
+    return bool((pages[has_children] == below[has_children]).all())
 
 
 def memcg_summary(kernel) -> dict:
@@ -299,6 +312,10 @@ def memcg_summary(kernel) -> dict:
             "works_run": int(mem.cpu[:, S.CPU_WORKS].sum()),
             "preemptions": int(mem.task[::tpc, S.TASK_PREEMPTIONS].sum()),
             "rcu_grace_periods": int(mem.rcu[0, S.RCU_GP_COMPLETED]),
+            "groups": int((mem.memcg[:used, S.MEMCG_PARENT] < 0).sum()),
+            # the kmem counter is hierarchical: a group's pages are its children's (its
+            # own tasks never allocate), at the end as at any quiescent point
+            "hierarchy_consistent": _hierarchy_consistent(mem, used),
             "exhausted": bool(int(mem.ctl[0, S.CTL_MEMCGS]) > mem.memcg.shape[0])}
 
 

@@ -20,11 +20,12 @@ One decision per op issued:
   - every `shrink_every` issued ops a kmem_cache_shrink of a random spec's cache, every
     `reap_every` SLAB's cache_reap on this CPU;
   - memcg churn (memcg_lifetime > 0): at its first op and every memcg_lifetime ops after,
-    the CPU's workload task moves to a new memcg and takes its previous memcg offline
+    the CPU's workload task moves to a new memcg (a child of the CPU's long-lived group
+    memcg, itself a child of the root) and takes its previous memcg offline
     (OP_MEMCG_OFFLINE) while the objects allocated there live on, to be freed later here
     or by the CPUs they are handed to (with handover_at_offline, all of them are handed
     to other CPUs as the offline starts); at the end, once it holds nothing, it takes its
-    last memcg offline too.
+    last memcg offline too, then its group.
 A CPU frees the objects its inbox holds before it issues its own next op (the consumer).
 
 States: WL_RUN (issuing) -> WL_FREEING (op budget reached or ctl.stop: frees what it
@@ -223,6 +224,11 @@ def wl_issue(k, wp, wc, msg, cpu, t, allow_new):
                 k.task[t, S.TASK_MEMCG] = -1
                 _start_offline(k, t, cpu, m)
                 return ISSUE_STARTED
+            parent = k.wl[cpu, S.WORKLOAD_MEMCG_PARENT]
+            if parent >= 0:  # then the group above it (rmdir, children first)
+                k.wl[cpu, S.WORKLOAD_MEMCG_PARENT] = -1
+                _start_offline(k, t, cpu, parent)
+                return ISSUE_STARTED
             w[cpu, S.WORKLOAD_STATE] = WL_DONE
             return ISSUE_IDLE
         w[cpu, S.WORKLOAD_LIVE] = live - 1
@@ -232,7 +238,11 @@ def wl_issue(k, wp, wc, msg, cpu, t, allow_new):
     w[cpu, S.WORKLOAD_ISSUED] = issued
     every = wp[WP_MEMCG_LIFETIME]
     if every > 0 and (issued - 1) % every == 0:
-        new = memcg_alloc(k, cpu)
+        parent = k.wl[cpu, S.WORKLOAD_MEMCG_PARENT]
+        if parent < 0:  # this CPU's workload group: the parent of its short-lived memcgs
+            parent = memcg_alloc(k, cpu, -1)
+            k.wl[cpu, S.WORKLOAD_MEMCG_PARENT] = parent
+        new = memcg_alloc(k, cpu, parent) if parent >= 0 else -1
         if new >= 0:
             old = k.task[t, S.TASK_MEMCG]
             k.task[t, S.TASK_MEMCG] = new  # mem_cgroup_move_task()
@@ -347,6 +357,7 @@ def seed_workload(mem, seed: int) -> None:
     from ..machine.prng import seed_state
 
     mem.wl[:, :] = 0
+    mem.wl[:, S.WORKLOAD_MEMCG_PARENT] = -1
     mem.task[:, S.TASK_MEMCG] = -1
     for cpu in range(mem.wl.shape[0]):
         mem.wl[cpu, S.WORKLOAD_RNG] = seed_state(seed, 5000 + cpu)

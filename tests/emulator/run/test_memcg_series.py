@@ -62,6 +62,12 @@ def test_pre_series_leaks_dead_caches_for_good(tmp_path, allocator, mode):
     assert s["leaks"]["pinned_memcgs"] > 0
     assert s["leaks"]["dead_cache_pages"] > 0
     assert s["kasan_total"] == 0
+    # the hierarchy: every CPU's group memcg stays pinned by its leaked children, and its
+    # kmem counter holds exactly its children's pages
+    m = s["memcg"]
+    assert m["groups"] == s["topology"]["cpus"]
+    assert m["hierarchy_consistent"]
+    assert m["released"] < m["created"] - m["groups"]
 
 
 @pytest.mark.parametrize("allocator", ["slub", "slab"])
@@ -79,7 +85,8 @@ def test_v2_full_leaves_no_dead_cache(tmp_path, allocator, mode):
     assert s["leaks"] == {"dead_caches": 0, "dead_cache_slabs": 0, "dead_cache_objects": 0,
                           "dead_cache_pages": 0, "pinned_memcgs": 0}
     assert s["kasan_total"] == 0
-    assert s["memcg"]["released"] == s["memcg"]["created"] > 0
+    assert s["memcg"]["released"] == s["memcg"]["created"] > 0  # the groups too
+    assert s["memcg"]["hierarchy_consistent"]
     assert s["memcg"]["rcu_grace_periods"] > 0  # patch 6 waited before destroying
 
 
