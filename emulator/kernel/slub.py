@@ -442,7 +442,20 @@ def __slab_alloc(k, s, gen, node, cpu):
                 if freelist != 0:
                     break  # load_freelist
                 stat(k, c, S.ALLOC_SLOWPATH)
-                freelist = get_freelist(k, s, c, page)
+                if track_full(k):
+                    # a cache that lists full slabs (kmem_cache_debug's list handling):
+                    # a cpu slab found full leaves the CPU onto n->full, unfrozen under
+                    # list_lock, as deactivate_slab's M_FULL does, so that a remote free
+                    # that sees it unfrozen and full finds it on the list
+                    n = node_row(k, s, k.page[page, S.PAGE_NODE])
+                    lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
+                    spin_lock(k.lock, lock, cpu)
+                    freelist = get_freelist(k, s, c, page)
+                    if freelist == 0:
+                        add_full(k, n, page)
+                    spin_unlock(k.lock, lock)
+                else:
+                    freelist = get_freelist(k, s, c, page)
                 if freelist != 0:
                     stat(k, c, S.ALLOC_REFILL)
                     break  # load_freelist
