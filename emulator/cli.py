@@ -280,12 +280,9 @@ def add_run(sub: argparse._SubParsersAction) -> None:
 # -- compare ------------------------------------------------------------------------------------
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
     from .kernel.policy import load_policy
     from .report.compare import format_compare
-    from .run.runner import EXIT_STATUS, RunOptions, run_scenario
+    from .run.runner import EXIT_STATUS, RunOptions, prepare_out, run_scenario
     from .workload.scenario import load_scenario
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -299,12 +296,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     overrides = _run_overrides(args)
     base = load_scenario(args.scenario)
     scenarios = [base.with_overrides(**overrides, policy=p) for p in policies]
-    if args.out:
-        out = Path(args.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ConfigError("command line", "--out", "a new or empty directory", args.out)
-    else:
-        out = Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-compare-{base.name}"
+    out = prepare_out(args.out, f"compare-{base.name}")
     summaries = []
     status = 0
     for sc in scenarios:

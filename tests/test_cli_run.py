@@ -35,14 +35,6 @@ WORKER_START = re.compile(r"^\S+ \S+ worker-(\d+) slabemu\.worker INFO worker \d
                           r"emulated CPUs ([\d,]+) on host CPU")
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_segments():
-    mine = f"slabemu-{os.getpid()}-"
-    before = {n for n in leftover_segments() if n.startswith(mine)}
-    yield
-    after = {n for n in leftover_segments() if n.startswith(mine)} - before
-    assert not after, f"shared memory left behind: {sorted(after)}"
-
 
 def run(capsys, *argv):
     code = main([str(a) for a in argv])

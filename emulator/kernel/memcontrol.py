@@ -31,7 +31,6 @@ The offline and destroy paths are op phase machines in ops.py.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from ..machine import structs as S
@@ -99,18 +98,30 @@ def memcg_charge_slab(k, s, order):
     fetch_add(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_REFCNT), 1)
 
 
+@njit(cache=True, inline="always")
+def claim_destroy(k, s, how):
+    """Take the cache's one destruction (DESTROY_NONE -> how); False if a path already
+    has it."""
+    return cmpxchg(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DESTROYING), DESTROY_NONE,
+                   how) == DESTROY_NONE
+
+
+@njit(cache=True)
+def destroy_by_work(k, s, gen, cpu):
+    """memcg_unregister_cache() now: its work queued on this CPU, once per cache."""
+    if claim_destroy(k, s, DESTROY_QUEUED):
+        schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)
+
+
 @njit(cache=True)
 def queue_destroy(k, s, cpu):
     """The last reference is gone: destroy the cache after a grace period (patch 6:
     call_rcu_sched, whose callback schedules the work) or by work at once."""
-    if cmpxchg(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DESTROYING), DESTROY_NONE,
-               DESTROY_QUEUED) != DESTROY_NONE:
-        return
     gen = k.kmem_cache[s, S.KMEM_CACHE_GEN]
-    if k.config[S.CONFIG_SYNC_BEFORE_DESTROY] != 0:
-        if call_rcu_sched(k, cpu, RCU_CB_DESTROY, s, gen):
-            return
-    schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)
+    if k.config[S.CONFIG_SYNC_BEFORE_DESTROY] == 0:
+        destroy_by_work(k, s, gen, cpu)
+    elif claim_destroy(k, s, DESTROY_QUEUED) and not call_rcu_sched(k, cpu, RCU_CB_DESTROY, s, gen):
+        schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)  # no room for the callback
 
 
 @njit(cache=True)
@@ -226,22 +237,12 @@ def memcg_create_kmem_cache(k, root, m, cpu):
         store_release(k.memcg_caches, (m, root), MEMCG_CACHE_NONE)
         spin_unlock(k.lock, mutex)
         return -1
-    gen = k.kmem_cache[s, S.KMEM_CACHE_GEN]
-    # what the row's last destroy recorded stays (a late report of a touch of the
+    # the root's geometry and tunables (one contiguous run of fields, see structs.py);
+    # gen and what the row's last destroy recorded stay (a late report of a touch of the
     # previous generation names it)
-    freed_cpu = k.kmem_cache[s, S.KMEM_CACHE_FREED_CPU]
-    freed_phase = k.kmem_cache[s, S.KMEM_CACHE_FREED_PHASE]
-    freed_root = k.kmem_cache[s, S.KMEM_CACHE_FREED_ROOT]
-    freed_memcg = k.kmem_cache[s, S.KMEM_CACHE_FREED_MEMCG]
-    for f in range(k.kmem_cache.shape[1]):
+    for f in range(S.KMEM_CACHE_ALLOCATOR, S.KMEM_CACHE_ALIEN_LIMIT + 1):
         k.kmem_cache[s, f] = k.kmem_cache[root, f]
-    k.kmem_cache[s, S.KMEM_CACHE_GEN] = gen
-    k.kmem_cache[s, S.KMEM_CACHE_FREED_CPU] = freed_cpu
-    k.kmem_cache[s, S.KMEM_CACHE_FREED_PHASE] = freed_phase
-    k.kmem_cache[s, S.KMEM_CACHE_FREED_ROOT] = freed_root
-    k.kmem_cache[s, S.KMEM_CACHE_FREED_MEMCG] = freed_memcg
     k.kmem_cache[s, S.KMEM_CACHE_CREATED_CPU] = cpu
-    k.kmem_cache[s, S.KMEM_CACHE_STATE] = S.CACHE_FREE
     k.kmem_cache[s, S.KMEM_CACHE_REFCOUNT] = 1
     k.kmem_cache[s, S.KMEM_CACHE_MEMCG_PARAMS] = s
     k.kmem_cache[s, S.KMEM_CACHE_ROOT_CACHE] = root

@@ -53,7 +53,6 @@ from .slub import (
     SF_DONE,
     SF_PUT_PARTIAL,
     SF_RETRY,
-    SF_STAT,
     TF_DISCARDED,
     __flush_cpu_slab,
     has_cpu_slab,
@@ -71,12 +70,13 @@ from .memcontrol import (
     DESTROY_NONE,
     DESTROY_QUEUED,
     cache_slabs,
+    claim_destroy,
+    destroy_by_work,
     kmem_cache_release,
     mark_dead,
     memcg_create_kmem_cache,
     memcg_kmem_get_cache,
     memcg_release_if_unpinned,
-    queue_destroy,
 )
 from .rcu import rcu_qs, rcu_request_gp, rcu_sync_done
 from .workqueue import WORK_CACHE_DESTROY, schedule_work
@@ -595,21 +595,16 @@ def _offline_step(k, t, op, phase, cpu):
             if k.config[S.CONFIG_DEAD_CACHES] == 0:
                 # pre-series: destroy only an empty cache; a cache with objects leaks
                 if cache_slabs(k, s) == 0:
-                    if cmpxchg(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DESTROYING),
-                               DESTROY_NONE, DESTROY_QUEUED) == DESTROY_NONE:
-                        schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)
+                    destroy_by_work(k, s, gen, cpu)
                 else:
                     k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_LEAKED] = 1
             else:
                 left = fetch_add(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_REFCNT), -1) - 1
                 if left == 0:
-                    if k.config[S.CONFIG_SYNC_BEFORE_DESTROY] != 0:
-                        if cmpxchg(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DESTROYING),
-                                   DESTROY_NONE, DESTROY_AFTER_SYNC) == DESTROY_NONE:
-                            k.task[t, S.TASK_FLAGS] |= 1
-                    elif cmpxchg(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DESTROYING),
-                                 DESTROY_NONE, DESTROY_QUEUED) == DESTROY_NONE:
-                        schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)  # at once
+                    if k.config[S.CONFIG_SYNC_BEFORE_DESTROY] == 0:
+                        destroy_by_work(k, s, gen, cpu)  # at once
+                    elif claim_destroy(k, s, DESTROY_AFTER_SYNC):
+                        k.task[t, S.TASK_FLAGS] |= 1
         k.task[t, S.TASK_PHASE] = 0
         return STEP_NEXT
     if phase == 3:  # synchronize_sched()

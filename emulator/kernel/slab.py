@@ -559,12 +559,18 @@ def cache_free_alien(k, s, obj, pfn, cpu):
         k.array_cache[al, S.ARRAY_CACHE_AVAIL] = avail + 1
         spin_unlock(k.lock, alock)
     else:
-        n = node_row(k, s, home)
-        lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
-        spin_lock(k.lock, lock, cpu)
-        free_one(k, s, obj, home, cpu)  # free_block(cachep, &objp, 1, nodeid)
-        spin_unlock(k.lock, lock)
+        free_one_locked(k, s, obj, home, cpu)
     return True
+
+
+@njit(cache=True)
+def free_one_locked(k, s, obj, nid, cpu):
+    """free_block(cachep, &objp, 1, nid) under node nid's list_lock."""
+    n = node_row(k, s, nid)
+    lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
+    spin_lock(k.lock, lock, cpu)
+    free_one(k, s, obj, nid, cpu)
+    spin_unlock(k.lock, lock)
 
 
 @njit(cache=True)
@@ -599,12 +605,7 @@ def __cache_free(k, s, obj, pfn, cpu):
     and free_limit 0: the object goes straight to free_block on its node, which drops
     the slab if it is now empty."""
     if dead_discards(k, s):
-        home = k.page[pfn, S.PAGE_NODE]
-        n = node_row(k, s, home)
-        lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
-        spin_lock(k.lock, lock, cpu)
-        free_one(k, s, obj, home, cpu)
-        spin_unlock(k.lock, lock)
+        free_one_locked(k, s, obj, k.page[pfn, S.PAGE_NODE], cpu)
         return
     if k.machine[0, S.MACHINE_NR_NODES] > 1 and cache_free_alien(k, s, obj, pfn, cpu):
         return

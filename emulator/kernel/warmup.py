@@ -13,19 +13,24 @@ import time
 import numpy as np
 
 
-def warm_up(verbose: bool = False) -> float:
-    """Returns the seconds it took (a cold compile, or a load from the cache)."""
+def warm_up_topology():
+    """The machine warm-ups boot: two nodes of one CPU and 8 MiB each."""
     from topo.model import Cpu, Node, Topology
 
+    return Topology(name="warm-up", arch="x86_64", page_size=4096, cache_line=64,
+                    nodes=(Node(0, (0,), 8 << 20), Node(1, (1,), 8 << 20)),
+                    distances=((10, 20), (20, 10)),
+                    cpus=(Cpu(0, 0, 0, 0, 0), Cpu(1, 1, 1, 1, 0)))
+
+
+def warm_up(verbose: bool = False) -> float:
+    """Returns the seconds it took (a cold compile, or a load from the cache)."""
     from ..run.deterministic import Sched, run
     from .boot import Kernel
     from .ops import OP_ALLOC, OP_FREE, OP_KMALLOC, OP_REAP, OP_SHRINK
 
     t0 = time.monotonic()
-    topo = Topology(name="warm-up", arch="x86_64", page_size=4096, cache_line=64,
-                    nodes=(Node(0, (0,), 8 << 20), Node(1, (1,), 8 << 20)),
-                    distances=((10, 20), (20, 10)),
-                    cpus=(Cpu(0, 0, 0, 0, 0), Cpu(1, 1, 1, 1, 0)))
+    topo = warm_up_topology()
     for allocator in ("slub", "slab"):
         with Kernel(topo, allocator) as K:
             s = K.cache("kmalloc-64")

@@ -167,6 +167,8 @@ STRUCTS: dict[str, Struct] = {
             (
                 "gen",  # generation: bumped when the row is freed (use-after-free checks)
                 "state",  # CACHE_FREE / CACHE_ACTIVE
+                # allocator .. alien_limit: the geometry and tunables, one run of fields
+                # that memcg_create_kmem_cache copies from the root cache
                 "allocator",  # ALLOCATOR_SLUB / ALLOCATOR_SLAB
                 "object_size",
                 "size",  # object size plus metadata: the stride between objects

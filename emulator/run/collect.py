@@ -25,7 +25,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from ..kernel.ops import OP_NAMES, phase_name
+from ..kernel.ops import OP_CACHE_CREATE, OP_NAMES, phase_name
 from ..machine import structs as S
 from ..machine.spinlock import lock_stat_row
 from ..report.slabinfo import kernel_slabinfo_rows
@@ -122,14 +122,20 @@ def cache_counts(kernel) -> list[list]:
         s = info.row
         if mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
             continue
-        nrow = mem.kmem_cache_node[s * nodes:(s + 1) * nodes]
-        slabs = int(nrow[:, S.KMEM_CACHE_NODE_NR_SLABS].sum())
+        slabs, objs = slabs_and_objects(mem, s, nodes)
         if slabs:
-            objs = int(nrow[:, S.KMEM_CACHE_NODE_TOTAL_OBJECTS].sum())
-            if info.geometry.__class__.__name__ == "SlabGeometry":
-                objs = slabs * int(mem.kmem_cache[s, S.KMEM_CACHE_OBJECTS])
             out.append([info.name, slabs, objs])
     return out
+
+
+def slabs_and_objects(mem, s: int, nodes: int) -> tuple[int, int]:
+    """Slabs of cache s and the objects they hold room for, over every node (SLUB
+    counts total_objects; SLAB's slabs all hold `num`)."""
+    nrow = mem.kmem_cache_node[s * nodes:(s + 1) * nodes]
+    slabs = int(nrow[:, S.KMEM_CACHE_NODE_NR_SLABS].sum())
+    if mem.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
+        return slabs, int(nrow[:, S.KMEM_CACHE_NODE_TOTAL_OBJECTS].sum())
+    return slabs, slabs * int(mem.kmem_cache[s, S.KMEM_CACHE_OBJECTS])
 
 
 def free_pages(mem) -> list[int]:
@@ -250,7 +256,7 @@ def kasan_rows(kernel) -> list[dict]:
             if 0 < r[S.KASAN_REPORT_CPU_PREV_OP] < len(OP_NAMES) else None,
             "allocated_by": {"cpu": cpu_id(r[S.KASAN_REPORT_ALLOC_CPU]),
                              "op": "memcg_create_kmem_cache",
-                             "phase": phase_name(9, 0)}
+                             "phase": phase_name(OP_CACHE_CREATE, 0)}
             if bug == S.BUG_CACHE_USE_AFTER_FREE and r[S.KASAN_REPORT_ALLOC_CPU] >= 0 else None,
         })
     return out
@@ -269,12 +275,9 @@ def leak_summary(kernel) -> dict:
         if p[s, S.MEMCG_CACHE_PARAMS_DEAD] == 0:
             continue
         dead += 1
-        nrow = mem.kmem_cache_node[s * nodes:(s + 1) * nodes]
-        n = int(nrow[:, S.KMEM_CACHE_NODE_NR_SLABS].sum())
+        n, o = slabs_and_objects(mem, s, nodes)
         slabs += n
-        objs += int(nrow[:, S.KMEM_CACHE_NODE_TOTAL_OBJECTS].sum()) \
-            if mem.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB \
-            else n * int(mem.kmem_cache[s, S.KMEM_CACHE_OBJECTS])
+        objs += o
         pages += n << int(mem.kmem_cache[s, S.KMEM_CACHE_ORDER])
     used = min(int(mem.ctl[0, S.CTL_MEMCGS]), mem.memcg.shape[0])
     # an offline memcg is released as soon as nothing pins it: one still offline is
@@ -321,7 +324,7 @@ def memcg_summary(kernel) -> dict:
 
 def live_objects(kernel, wc: np.ndarray) -> dict[int, int]:
     """address -> cache row of every object the workloads hold (for the checker)."""
-    from ..workload.generator import PACK_SHIFT
+    from ..workload.generator import PACK_SHIFT, WC_CACHE
 
     mem = kernel.mem
     out = {}
@@ -331,10 +334,8 @@ def live_objects(kernel, wc: np.ndarray) -> dict[int, int]:
             packed = int(packed)
             addr = packed >> PACK_SHIFT
             spec = packed & ((1 << PACK_SHIFT) - 1)
-            pfn = addr >> int(mem.machine[0, S.MACHINE_PAGE_SHIFT])
-            head = int(mem.page[pfn, S.PAGE_COMPOUND_HEAD])
-            cache = int(mem.page[head if head >= 0 else pfn, S.PAGE_SLAB_CACHE])
-            out[addr] = cache if cache >= 0 else int(wc[spec, 2])
+            cache = _slab_cache_of(mem, addr)
+            out[addr] = cache if cache >= 0 else int(wc[spec, WC_CACHE])
     # objects handed over and not yet taken: still allocated, in the receiver's inbox
     from ..machine.machine import NR_RINGS, RING_OBJECTS
 
@@ -345,10 +346,15 @@ def live_objects(kernel, wc: np.ndarray) -> dict[int, int]:
         hi = int(mem.inbox[ring, S.INBOX_PRODUCER, S.INBOX_POS])
         for pos in range(lo, hi):
             addr = int(mem.slots[ring, pos % cap, 1]) >> PACK_SHIFT
-            pfn = addr >> int(mem.machine[0, S.MACHINE_PAGE_SHIFT])
-            head = int(mem.page[pfn, S.PAGE_COMPOUND_HEAD])
-            out[addr] = int(mem.page[head if head >= 0 else pfn, S.PAGE_SLAB_CACHE])
+            out[addr] = _slab_cache_of(mem, addr)
     return out
+
+
+def _slab_cache_of(mem, addr: int) -> int:
+    """virt_to_head_page(addr)->slab_cache, read from Python (-1: not a slab page)."""
+    pfn = addr >> int(mem.machine[0, S.MACHINE_PAGE_SHIFT])
+    head = int(mem.page[pfn, S.PAGE_COMPOUND_HEAD])
+    return int(mem.page[head if head >= 0 else pfn, S.PAGE_SLAB_CACHE])
 
 
 def host_info() -> dict:

@@ -43,7 +43,7 @@ from ..kernel.workqueue import WORK_CACHE_CREATE, work_dequeue, work_pending
 from ..machine import structs as S
 from ..machine.atomics import cpu_relax, fetch_add, load_acquire, load_relaxed, sched_yield, store_release
 from ..machine.inbox import inbox_pending
-from ..machine.machine import NR_RINGS, RING_IPI, RING_OBJECTS
+from ..machine.machine import NR_RINGS
 from ..machine.prng import uniform_below, xorshift64
 from ..workload.generator import ISSUE_HANDED_OVER, ISSUE_STARTED, WL_DONE, wl_complete, wl_issue
 
@@ -302,7 +302,3 @@ def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps):
                 cpu_relax()
     return RET_BATCH
 
-
-@njit(cache=True)
-def pending_ipis(k, cpu):
-    return inbox_pending(k.inbox, cpu * NR_RINGS + RING_IPI)

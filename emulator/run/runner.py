@@ -51,7 +51,7 @@ from ..machine import structs as S
 from ..machine.prng import seed_state
 from ..workload.generator import live_cap, seed_workload, workload_params
 from . import collect as C
-from .loop import RET_ABORTED, RET_BATCH, RET_FINISHED, WS_NR, WS_RNG, WS_SCHED_POS, wait_start, worker_loop
+from .loop import RET_ABORTED, RET_FINISHED, WS_NR, WS_RNG, WS_SCHED_POS, wait_start, worker_loop
 
 log = logging.getLogger("slabemu")
 

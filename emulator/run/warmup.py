@@ -14,10 +14,9 @@ import numpy as np
 
 
 def warm_up(verbose: bool = False) -> float:
-    from topo.model import Cpu, Node, Topology
-
     from ..kernel.boot import Kernel
     from ..kernel.warmup import warm_up as warm_kernel
+    from ..kernel.warmup import warm_up_topology
     from ..machine import structs as S
     from ..workload.generator import WC_NR, WP_NR, seed_workload
     from ..workload import generator as G
@@ -25,10 +24,7 @@ def warm_up(verbose: bool = False) -> float:
 
     t0 = time.monotonic()
     warm_kernel()
-    topo = Topology(name="warm-up", arch="x86_64", page_size=4096, cache_line=64,
-                    nodes=(Node(0, (0,), 8 << 20), Node(1, (1,), 8 << 20)),
-                    distances=((10, 20), (20, 10)),
-                    cpus=(Cpu(0, 0, 0, 0, 0), Cpu(1, 1, 1, 1, 0)))
+    topo = warm_up_topology()
     for allocator in ("slub", "slab"):
         with Kernel(topo, allocator, live_cap=9, max_memcgs=64) as K:
             k = K.mem

@@ -147,13 +147,18 @@ def _hand_over(k, wp, msg, cpu, packed):
         return False
     same = r >= node_ppm
     target = pick_remote_cpu(k, cpu, same)
-    if target < 0:
-        return False
+    return target >= 0 and _send(k, msg, cpu, target, packed)
+
+
+@njit(cache=True)
+def _send(k, msg, cpu, target, packed):
+    """Put a held object in `target`'s inbox, counted as sent within or across nodes;
+    False (counted in inbox_full) if the inbox is full."""
     msg[0] = packed
     if not inbox_send(k.inbox, k.slots, target * NR_RINGS + RING_OBJECTS, msg):
         k.wl[cpu, S.WORKLOAD_INBOX_FULL] += 1
         return False
-    if same:
+    if k.cpu[target, S.CPU_NODE] == k.cpu[cpu, S.CPU_NODE]:
         k.wl[cpu, S.WORKLOAD_SENT_CPU] += 1
     else:
         k.wl[cpu, S.WORKLOAD_SENT_NODE] += 1
@@ -174,13 +179,7 @@ def _hand_over_all(k, wp, msg, cpu):
         target = pick_remote_cpu(k, cpu, same)
         if target < 0:
             target = pick_remote_cpu(k, cpu, not same)
-        msg[0] = packed
-        if target >= 0 and inbox_send(k.inbox, k.slots, target * NR_RINGS + RING_OBJECTS, msg):
-            if k.cpu[target, S.CPU_NODE] == k.cpu[cpu, S.CPU_NODE]:
-                k.wl[cpu, S.WORKLOAD_SENT_CPU] += 1
-            else:
-                k.wl[cpu, S.WORKLOAD_SENT_NODE] += 1
-        else:
+        if not (target >= 0 and _send(k, msg, cpu, target, packed)):
             k.wl_live[cpu, keep] = packed
             keep += 1
     k.wl[cpu, S.WORKLOAD_LIVE] = keep

@@ -8,7 +8,6 @@ import os
 import pytest
 
 import emulator  # noqa: F401  (sets numba's cache directory before numba is imported)
-from emulator.machine.arena import leftover_segments
 from topo.model import Cpu, Node, Topology
 
 FORK = mp.get_context("fork")
@@ -54,13 +53,3 @@ def run_forked(target, args_list, timeout=120):
 
 needs_two_cpus = pytest.mark.skipif(host_cpus() < 2, reason="needs two host CPUs to race")
 
-
-@pytest.fixture(autouse=True)
-def no_leftover_segments():
-    # Only segments this test process created (names carry the creator's pid): other
-    # processes on the machine (a benchmark, another test run) may hold theirs.
-    mine = f"slabemu-{os.getpid()}-"
-    before = {n for n in leftover_segments() if n.startswith(mine)}
-    yield
-    after = {n for n in leftover_segments() if n.startswith(mine)} - before
-    assert not after, f"shared memory left behind: {sorted(after)}"

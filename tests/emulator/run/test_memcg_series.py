@@ -170,8 +170,8 @@ def test_v2_full_no_kasan_report(tmp_path, allocator, mode):
     s = run("uaf-race", tmp_path, policy="v2-full", mode=mode, allocator=allocator, ops=4000)
     assert s["kasan_total"] == 0
     assert s["leaks"]["dead_caches"] == 0 and s["leaks"]["pinned_memcgs"] == 0
-    if allocator == "slub":
-        assert s["memcg"]["preemptions"] >= 0
+    # every cache was destroyed while frees raced with it, and still no report
+    assert s["memcg"]["released"] == s["memcg"]["created"] > 0
 
 
 # -- patch 4: shrink-enomem ---------------------------------------------------------------
