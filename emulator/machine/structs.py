@@ -21,8 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+from llvmlite import ir as llvm_ir
 from numba import config as numba_config
 from numba import njit, types
+from numba.core import cgutils
+from numba.core.datamodel import default_manager, models
+from numba.core.imputils import impl_ret_borrowed, lower_getattr_generic, lower_setattr_generic
+from numba.core.typing.templates import AttributeTemplate, infer_getattr
 from numba.experimental import structref
 
 MAX_ORDER = 11  # free lists for orders 0..MAX_ORDER-1 (0..10), as Linux 3.x
@@ -512,7 +517,6 @@ MEM_TABLES = (
 )
 
 
-@structref.register
 class MemType(types.StructRef):
     """numba's type of `Mem`: a reference to a struct of array fields.
 
@@ -522,6 +526,61 @@ class MemType(types.StructRef):
 
     def preprocess_fields(self, fields):
         return tuple((n, types.unliteral(t)) for n, t in fields)
+
+
+# NRT's struct MemInfo (numba/core/runtime/nrt.cpp): refct, dtor, dtor_info, data, size
+_MEMINFO = llvm_ir.LiteralStructType([llvm_ir.IntType(64)] + [llvm_ir.IntType(8).as_pointer()] * 3 +
+                                     [llvm_ir.IntType(64)])
+
+
+def _register_mem_type(struct_type):
+    """structref.register(), with a table read that also compiles in functions built
+    with `_nrt=False` (the fast paths, see emulator/kernel/fastpath.py).
+
+    numba's own StructRef getattr finds the payload through NRT's
+    `NRT_MemInfo_data_fast` and refuses to compile without NRT.  Here the payload
+    pointer is read straight from the MemInfo (its `data` word, as that function
+    does), and the table is returned borrowed: with NRT on it is incref'd as numba's
+    own getattr does; with NRT off nothing is counted, which is sound because the
+    caller's `k` keeps every table alive for the whole call."""
+    default_manager.register(struct_type, models.StructRefModel)
+
+    @infer_getattr
+    class _MemAttribute(AttributeTemplate):
+        key = struct_type
+
+        def generic_resolve(self, typ, attr):
+            return typ.field_dict.get(attr)
+
+    def payload(context, builder, typ, val):
+        ref = cgutils.create_struct_proxy(typ)(context, builder, value=val)
+        meminfo = builder.bitcast(ref.meminfo, _MEMINFO.as_pointer())
+        data_ptr = builder.load(cgutils.gep(builder, meminfo, 0, 3))  # MemInfo.data
+        payload_type = typ.get_data_type()
+        alloc_type = context.data_model_manager[payload_type].get_value_type()
+        data_ptr = builder.bitcast(data_ptr, alloc_type.as_pointer())
+        return cgutils.create_struct_proxy(payload_type)(context, builder, ref=data_ptr)
+
+    @lower_getattr_generic(struct_type)
+    def _mem_getattr(context, builder, typ, val, attr):
+        value = getattr(payload(context, builder, typ, val), attr)
+        return impl_ret_borrowed(context, builder, typ.field_dict[attr], value)
+
+    @lower_setattr_generic(struct_type)
+    def _mem_setattr(context, builder, sig, args, attr):
+        """Only Mem's constructor (`_new_mem`) sets fields, as numba's own setattr."""
+        typ, val_type = sig.args
+        data = payload(context, builder, typ, args[0])
+        value = context.cast(builder, args[1], val_type, typ.field_dict[attr])
+        old = getattr(data, attr)
+        context.nrt.incref(builder, val_type, value)
+        context.nrt.decref(builder, val_type, old)
+        setattr(data, attr, value)
+
+    return struct_type
+
+
+_register_mem_type(MemType)
 
 
 class Mem(structref.StructRefProxy):
