@@ -65,15 +65,26 @@ def dead_discards(k, s):
     return k.config[S.CONFIG_DEAD_DISCARD_EMPTY] != 0 and memcg_cache_dead(k, s)
 
 
-@njit(cache=True)
-def memcg_kmem_get_cache(k, s, t, cpu):
-    """__memcg_kmem_get_cache(): the cache task t allocates from when it asks for s."""
+@njit(cache=True, inline="always")
+def memcg_cache_lookup(k, s, t):
+    """__memcg_kmem_get_cache()'s lookup, writing nothing: s itself when task t is in no
+    memcg (or the root), s is a child already or the memcg is going offline; else the
+    memcg's child of s, or MEMCG_CACHE_NONE / MEMCG_CACHE_QUEUED when it has none yet."""
     m = k.task[t, S.TASK_MEMCG]
     if m < 0 or is_memcg_cache(k, s) or load_acquire(k.memcg, (m, S.MEMCG_STATE)) != S.MEMCG_ONLINE:
         return s
-    child = load_acquire(k.memcg_caches, (m, s))
+    return load_acquire(k.memcg_caches, (m, s))
+
+
+@njit(cache=True)
+def memcg_kmem_get_cache(k, s, t, cpu):
+    """__memcg_kmem_get_cache(): the cache task t allocates from when it asks for s;
+    the first request of a memcg for s queues the creation of its child cache and
+    allocates from s meanwhile."""
+    child = memcg_cache_lookup(k, s, t)
     if child >= 0:
         return child
+    m = k.task[t, S.TASK_MEMCG]
     if child == MEMCG_CACHE_NONE and \
             cmpxchg(k.memcg_caches, (m, s), MEMCG_CACHE_NONE, MEMCG_CACHE_QUEUED) == MEMCG_CACHE_NONE:
         if not schedule_work(k, cpu, WORK_CACHE_CREATE, s, m, 0):

@@ -78,6 +78,7 @@ from .memcontrol import (
     memcg_kmem_get_cache,
     memcg_release_if_unpinned,
 )
+from .fastpath import kfree_fastpath, kmalloc_fastpath, kmem_cache_alloc_fastpath
 from .rcu import rcu_qs, rcu_request_gp, rcu_sync_done
 from .workqueue import WORK_CACHE_DESTROY, schedule_work
 
@@ -175,32 +176,40 @@ def phase_name(op: int, phase: int) -> str:
 
 
 # -- starting ops -------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def op_start(k, t, op, cache, node, size, obj):
-    """Begin an op in task row t (the task must be idle)."""
-    k.task[t, S.TASK_OP] = op
-    k.task[t, S.TASK_PHASE] = 0
-    k.task[t, S.TASK_CACHE] = cache
-    k.task[t, S.TASK_CACHE_GEN] = k.kmem_cache[cache, S.KMEM_CACHE_GEN] if cache >= 0 else -1
-    k.task[t, S.TASK_NODE] = node
-    k.task[t, S.TASK_SIZE] = size
-    k.task[t, S.TASK_OBJ] = obj
-    k.task[t, S.TASK_PAGE] = 0
-    k.task[t, S.TASK_FLAGS] = 0
-    k.task[t, S.TASK_ITER] = 0
-    k.task[t, S.TASK_AUX] = 0
-    k.task[t, S.TASK_RESULT] = 0
-    k.task[t, S.TASK_SUB_PHASE] = 0
-    k.task[t, S.TASK_ITER2] = 0
-    k.task[t, S.TASK_OPS_STARTED] += 1
+    """Begin an op in task row t (the task must be idle).  (Compiled without NRT, so
+    the task table is read once, see fastpath.py.)"""
+    task = k.task
+    task[t, S.TASK_OP] = op
+    task[t, S.TASK_PHASE] = 0
+    task[t, S.TASK_CACHE] = cache
+    task[t, S.TASK_CACHE_GEN] = k.kmem_cache[cache, S.KMEM_CACHE_GEN] if cache >= 0 else -1
+    task[t, S.TASK_NODE] = node
+    task[t, S.TASK_SIZE] = size
+    task[t, S.TASK_OBJ] = obj
+    task[t, S.TASK_PAGE] = 0
+    task[t, S.TASK_FLAGS] = 0
+    task[t, S.TASK_ITER] = 0
+    task[t, S.TASK_AUX] = 0
+    task[t, S.TASK_RESULT] = 0
+    task[t, S.TASK_SUB_PHASE] = 0
+    task[t, S.TASK_ITER2] = 0
+    task[t, S.TASK_OPS_STARTED] += 1
+
+
+@njit(cache=True, inline="always")
+def _task_done(task, t):
+    """The op in task row t is complete."""
+    task[t, S.TASK_PREV_OP] = task[t, S.TASK_OP]
+    task[t, S.TASK_OP] = OP_NONE
+    task[t, S.TASK_OPS_DONE] += 1
+    return STEP_DONE
 
 
 @njit(cache=True, inline="always")
 def _finish(k, t):
-    k.task[t, S.TASK_PREV_OP] = k.task[t, S.TASK_OP]
-    k.task[t, S.TASK_OP] = OP_NONE
-    k.task[t, S.TASK_OPS_DONE] += 1
-    return STEP_DONE
+    return _task_done(k.task, t)
 
 
 # -- the allocation side ------------------------------------------------------------
@@ -255,7 +264,7 @@ def kfree_inline(k, addr, cpu, t):
 
 
 # -- IPIs ---------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # allocates: NRT even when called from NRT-free code
 def send_ipi(k, target, kind, cache, gen, sender):
     msg = np.empty(IPI_MSG_WORDS, np.int64)
     msg[0] = kind
@@ -267,12 +276,18 @@ def send_ipi(k, target, kind, cache, gen, sender):
         pass  # capacity >= nr_cpus and one IPI per sender in flight: never full
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def handle_ipis(k, cpu):
-    """Run every pending IPI on `cpu` (interrupts enabled here); returns how many."""
-    ring = cpu * NR_RINGS + RING_IPI
-    if inbox_pending(k.inbox, ring) == 0:  # the common case: no allocation, no work
+    """Run every pending IPI on `cpu` (interrupts enabled here); returns how many.
+    The common case, nothing pending, is one load (compiled without NRT)."""
+    if inbox_pending(k.inbox, cpu * NR_RINGS + RING_IPI) == 0:
         return 0
+    return _handle_pending_ipis(k, cpu)
+
+
+@njit(cache=True, _nrt=True)  # allocates: NRT even when called from NRT-free code
+def _handle_pending_ipis(k, cpu):
+    ring = cpu * NR_RINGS + RING_IPI
     msg = np.empty(IPI_MSG_WORDS, np.int64)
     n = 0
     while inbox_recv(k.inbox, k.slots, ring, msg):
@@ -309,9 +324,40 @@ def on_each_cpu_cond(k, s, gen, cpu, kind):
 
 
 # -- the step function --------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def op_step(k, t):
-    """Run the next phase of task t's op.  Returns STEP_DONE, STEP_NEXT or STEP_BLOCKED."""
+    """Run the next phase of task t's op.  Returns STEP_DONE, STEP_NEXT or STEP_BLOCKED.
+
+    An alloc or a free that can complete on its fast path does so here, in one call
+    (fastpath.py: the same effect as the general path, or a miss that wrote nothing);
+    everything else runs the op's phase machine (_op_step)."""
+    task = k.task
+    op = task[t, S.TASK_OP]
+    if op == OP_KMALLOC or op == OP_ALLOC:
+        if op == OP_KMALLOC:
+            obj = kmalloc_fastpath(k, task[t, S.TASK_SIZE], task[t, S.TASK_NODE], task[t, S.TASK_CPU], t)
+        else:
+            obj = kmem_cache_alloc_fastpath(k, task[t, S.TASK_CACHE], task[t, S.TASK_CACHE_GEN],
+                                            task[t, S.TASK_NODE], task[t, S.TASK_SIZE],
+                                            task[t, S.TASK_CPU], t)
+        if obj != 0:
+            task[t, S.TASK_RESULT] = obj
+            return _task_done(task, t)
+    elif (op == OP_FREE or op == OP_CACHE_FREE) and task[t, S.TASK_PHASE] == 0:
+        want = task[t, S.TASK_CACHE] if op == OP_CACHE_FREE else -1
+        pfn = kfree_fastpath(k, task[t, S.TASK_OBJ], want, task[t, S.TASK_CACHE_GEN], task[t, S.TASK_CPU])
+        if pfn != 0:  # the task row as _free_step leaves it
+            s = k.page[pfn, S.PAGE_SLAB_CACHE]
+            task[t, S.TASK_CACHE] = s
+            task[t, S.TASK_CACHE_GEN] = k.kmem_cache[s, S.KMEM_CACHE_GEN]
+            task[t, S.TASK_PAGE] = pfn
+            return _task_done(task, t)
+    return _op_step(k, t)
+
+
+@njit(cache=True)
+def _op_step(k, t):
+    """op_step() through the op's phase machine (the general path)."""
     op = k.task[t, S.TASK_OP]
     phase = k.task[t, S.TASK_PHASE]
     cpu = k.task[t, S.TASK_CPU]

@@ -433,14 +433,25 @@ def cache_alloc_refill(k, s, cpu):
 
 
 @njit(cache=True, inline="always")
-def ____cache_alloc(k, s, cpu):
+def cache_alloc_hit(k, s, cpu):
+    """____cache_alloc()'s hit: the top of the CPU's array cache, or 0 with nothing
+    written when it is empty."""
     ac = ac_cpu(k, s, cpu)
-    avail = k.array_cache[ac, S.ARRAY_CACHE_AVAIL]
-    if avail > 0:
-        k.array_cache[ac, S.ARRAY_CACHE_TOUCHED] = 1
-        stat(k, s, cpu, S.STAT_ALLOCHIT)
-        k.array_cache[ac, S.ARRAY_CACHE_AVAIL] = avail - 1
-        return k.ac_entry[ac, avail - 1]
+    acs = k.array_cache
+    avail = acs[ac, S.ARRAY_CACHE_AVAIL]
+    if avail == 0:
+        return 0
+    acs[ac, S.ARRAY_CACHE_TOUCHED] = 1
+    stat(k, s, cpu, S.STAT_ALLOCHIT)
+    acs[ac, S.ARRAY_CACHE_AVAIL] = avail - 1
+    return k.ac_entry[ac, avail - 1]
+
+
+@njit(cache=True, inline="always")
+def ____cache_alloc(k, s, cpu):
+    obj = cache_alloc_hit(k, s, cpu)
+    if obj != 0:
+        return obj
     stat(k, s, cpu, S.STAT_ALLOCMISS)
     return cache_alloc_refill(k, s, cpu)
 
@@ -599,22 +610,41 @@ def cache_flusharray(k, s, ac, cpu):
     _shift_down(k, ac, batch)
 
 
+@njit(cache=True, inline="always")
+def cache_free_hit(k, s, obj, pfn, cpu):
+    """__cache_free()'s hit: a local object (its slab on this CPU's node) of a live
+    cache into a non-full array cache.  False, with nothing written, otherwise."""
+    if dead_discards(k, s):
+        return False
+    if k.machine[0, S.MACHINE_NR_NODES] > 1 and k.page[pfn, S.PAGE_NODE] != k.cpu[cpu, S.CPU_MEM_NODE]:
+        return False  # cache_free_alien()'s case
+    ac = ac_cpu(k, s, cpu)
+    acs = k.array_cache
+    avail = acs[ac, S.ARRAY_CACHE_AVAIL]
+    if avail >= acs[ac, S.ARRAY_CACHE_LIMIT]:
+        return False
+    stat(k, s, cpu, S.STAT_FREEHIT)
+    k.ac_entry[ac, avail] = obj
+    acs[ac, S.ARRAY_CACHE_AVAIL] = avail + 1
+    return True
+
+
 @njit(cache=True)
 def __cache_free(k, s, obj, pfn, cpu):
     """__cache_free() (irqs off).  A dead cache under patch 8 has limit 0 on its arrays
     and free_limit 0: the object goes straight to free_block on its node, which drops
     the slab if it is now empty."""
+    if cache_free_hit(k, s, obj, pfn, cpu):
+        return
     if dead_discards(k, s):
         free_one_locked(k, s, obj, k.page[pfn, S.PAGE_NODE], cpu)
         return
     if k.machine[0, S.MACHINE_NR_NODES] > 1 and cache_free_alien(k, s, obj, pfn, cpu):
         return
+    # a local object and a full array cache
     ac = ac_cpu(k, s, cpu)
-    if k.array_cache[ac, S.ARRAY_CACHE_AVAIL] < k.array_cache[ac, S.ARRAY_CACHE_LIMIT]:
-        stat(k, s, cpu, S.STAT_FREEHIT)
-    else:
-        stat(k, s, cpu, S.STAT_FREEMISS)
-        cache_flusharray(k, s, ac, cpu)
+    stat(k, s, cpu, S.STAT_FREEMISS)
+    cache_flusharray(k, s, ac, cpu)
     avail = k.array_cache[ac, S.ARRAY_CACHE_AVAIL]
     k.ac_entry[ac, avail] = obj
     k.array_cache[ac, S.ARRAY_CACHE_AVAIL] = avail + 1

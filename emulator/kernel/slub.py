@@ -1,8 +1,8 @@
 """SLUB (mm/slub.c, Linux 3.16) on the emulated machine.
 
 What it models, function for function (each jitted function names its kernel twin):
-  slab_alloc_node      the lockless fast path: pop c->freelist, emulating
-                       this_cpu_cmpxchg_double(freelist, tid)
+  slab_alloc_node      the lockless fast path (slab_alloc_fast): pop c->freelist,
+                       emulating this_cpu_cmpxchg_double(freelist, tid)
   __slab_alloc         the slow path with irqs off: refill from the cpu slab's page
                        freelist (get_freelist), the cpu partial list, the node partial
                        list (get_partial_node, acquire_slab), other nodes by distance
@@ -482,25 +482,33 @@ def __slab_alloc(k, s, gen, node, cpu):
 
 
 @njit(cache=True, inline="always")
-def slab_alloc_node(k, s, gen, node, size, cpu):
-    """slab_alloc_node(): the fast path, else __slab_alloc.  Returns the object or 0.
+def slab_alloc_fast(k, s, node, cpu):
+    """slab_alloc_node()'s fast path: pop c->freelist, or 0 with nothing written.
 
-    The fast path pops c->freelist.  In the kernel this_cpu_cmpxchg_double(freelist,
-    tid) retries when the task was preempted or interrupted between its reads and the
-    update; here nothing runs on this CPU inside a phase, so it always succeeds and is a
-    plain update.  The tables are read into locals once (LLVM cannot tell that a store
-    to one table does not move another)."""
+    In the kernel this_cpu_cmpxchg_double(freelist, tid) retries when the task was
+    preempted or interrupted between its reads and the update; here nothing runs on
+    this CPU inside a phase, so it always succeeds and is a plain update."""
     kcc = k.kmem_cache_cpu
-    m = k.machine
-    c = s * m[0, S.MACHINE_NR_CPUS] + cpu
+    c = s * k.machine[0, S.MACHINE_NR_CPUS] + cpu
     obj = kcc[c, S.KMEM_CACHE_CPU_FREELIST]
-    if obj != 0 and (node == NUMA_NO_NODE or node_match(k, kcc[c, S.KMEM_CACHE_CPU_PAGE], node)):
-        kcc[c, S.KMEM_CACHE_CPU_FREELIST] = k.ram64[(obj + k.kmem_cache[s, S.KMEM_CACHE_OFFSET]) >> 3]
-        kcc[c, S.KMEM_CACHE_CPU_TID] += m[0, S.MACHINE_TID_STEP]
-        kcc[c, S.CPU_STAT + S.ALLOC_FASTPATH] += 1
-    else:
+    if obj == 0 or not (node == NUMA_NO_NODE or node_match(k, kcc[c, S.KMEM_CACHE_CPU_PAGE], node)):
+        return 0
+    # every read before the first write: a write to one table makes LLVM reload the rest
+    nxt = k.ram64[(obj + k.kmem_cache[s, S.KMEM_CACHE_OFFSET]) >> 3]  # get_freepointer()
+    tid = kcc[c, S.KMEM_CACHE_CPU_TID] + k.machine[0, S.MACHINE_TID_STEP]  # next_tid()
+    kcc[c, S.KMEM_CACHE_CPU_FREELIST] = nxt
+    kcc[c, S.KMEM_CACHE_CPU_TID] = tid
+    kcc[c, S.CPU_STAT + S.ALLOC_FASTPATH] += 1
+    return obj
+
+
+@njit(cache=True, inline="always")
+def slab_alloc_node(k, s, gen, node, size, cpu):
+    """slab_alloc_node(): the fast path, else __slab_alloc.  Returns the object or 0."""
+    obj = slab_alloc_fast(k, s, node, cpu)
+    if obj == 0:
         obj = __slab_alloc(k, s, gen, node, cpu)
-    if obj != 0 and m[0, S.MACHINE_KASAN] != 0:
+    if obj != 0 and k.machine[0, S.MACHINE_KASAN] != 0:
         kasan_kmalloc(k, s, obj, size)
     return obj
 
@@ -508,15 +516,19 @@ def slab_alloc_node(k, s, gen, node, size, cpu):
 # -- freeing ------------------------------------------------------------------------
 @njit(cache=True, inline="always")
 def slab_free_fast(k, s, pfn, obj, cpu):
-    """slab_free()'s fast path: True if the object went onto c->freelist."""
-    c = cpu_row(k, s, cpu)
-    if k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PAGE] != pfn:
+    """slab_free()'s fast path: True if the object went onto c->freelist (its slab is
+    c->page), False with nothing written otherwise."""
+    kcc = k.kmem_cache_cpu
+    c = s * k.machine[0, S.MACHINE_NR_CPUS] + cpu
+    if kcc[c, S.KMEM_CACHE_CPU_PAGE] != pfn:
         return False
-    tid = k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID]
-    set_freepointer(k, s, obj, k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_FREELIST])
-    k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_FREELIST] = obj
-    k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID] = next_tid(k, tid)
-    stat(k, c, S.FREE_FASTPATH)
+    freelist = kcc[c, S.KMEM_CACHE_CPU_FREELIST]
+    tid = kcc[c, S.KMEM_CACHE_CPU_TID] + k.machine[0, S.MACHINE_TID_STEP]  # next_tid()
+    ram64 = k.ram64
+    ram64[(obj + k.kmem_cache[s, S.KMEM_CACHE_OFFSET]) >> 3] = freelist  # set_freepointer()
+    kcc[c, S.KMEM_CACHE_CPU_FREELIST] = obj
+    kcc[c, S.KMEM_CACHE_CPU_TID] = tid
+    kcc[c, S.CPU_STAT + S.FREE_FASTPATH] += 1
     return True
 
 
@@ -811,7 +823,7 @@ def has_cpu_slab(k, s, cpu):
 
 
 # -- shrinking ----------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # allocates: NRT even when called from NRT-free code
 def shrink_node(k, s, gen, nid, have_array, cpu):
     """One node of __kmem_cache_shrink() (after flush_all).
 

@@ -25,7 +25,7 @@ WORK_CACHE_DESTROY = 2  # the unregister work: arg the cache, gen its generation
 WORK_NAMES = ("none", "memcg_create_kmem_cache", "memcg_unregister_cache")
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # allocates: NRT even when called from NRT-free code
 def schedule_work(k, cpu, kind, arg, arg2, gen):
     """schedule_work(): queue on this CPU.  False if its queue is full (counted there)."""
     msg = np.empty(4, np.int64)
