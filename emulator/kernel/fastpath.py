@@ -83,7 +83,7 @@ def slab_alloc_fastpath(k, s, node, size, cpu):
     return obj
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def kmem_cache_alloc_fastpath(k, s, gen, node, size, cpu, t):
     """kmem_cache_alloc_node(s, node) by task t (t < 0: no task, no memcg), s taken at
     generation gen: the object, or 0 (a miss)."""
@@ -96,7 +96,7 @@ def kmem_cache_alloc_fastpath(k, s, gen, node, size, cpu, t):
     return slab_alloc_fastpath(k, s, node, size, cpu)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def kmalloc_fastpath(k, size, node, cpu, t):
     """kmalloc_node(size, node) by task t: the object, or 0 (a miss)."""
     s = kmalloc_slab(k, size)
@@ -109,7 +109,7 @@ def kmalloc_fastpath(k, size, node, cpu, t):
     return slab_alloc_fastpath(k, s, node, size, cpu)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def kfree_fastpath(k, obj, want, want_gen, cpu):
     """kfree(obj) (want < 0) or kmem_cache_free(want, obj) with want taken at
     generation want_gen.  Returns the object's slab (its head pfn) when freed, 0 on a

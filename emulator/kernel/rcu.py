@@ -59,7 +59,7 @@ def rcu_gp_advance(k):
         cmpxchg(k.rcu, (0, S.RCU_GP_STARTED), started, started + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # per op: no reference counting (kernel/fastpath.py)
 def rcu_qs(k, cpu):
     """A quiescent state of `cpu`: report it for the current grace period, push grace
     periods along, and run this CPU's callbacks whose grace period has completed."""

@@ -41,7 +41,7 @@ def work_pending(k, cpu):
     return inbox_pending(k.inbox, cpu * NR_RINGS + RING_WORK) > 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # per op: no reference counting (kernel/fastpath.py)
 def work_dequeue(k, cpu, msg):
     """The kworker takes its CPU's next item into msg; False if there is none."""
     return inbox_recv(k.inbox, k.slots, cpu * NR_RINGS + RING_WORK, msg)

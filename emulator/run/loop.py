@@ -83,7 +83,7 @@ def wait_start(k, timeout_spins):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # per op: no reference counting (kernel/fastpath.py)
 def _kworker_step(k, wmsg, cpu, kw):
     """The CPU runs its kworker: one phase of the work item in flight, or the next item.
     With nothing left to run it switches back to the workload task — unless that task
@@ -142,7 +142,7 @@ def _step(k, wp, wc, msg, wmsg, cpu, tpc, allow_new):
     return r != STEP_BLOCKED
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # per op: no reference counting (kernel/fastpath.py)
 def _maybe_preempt(k, cpu, t):
     """preempt_schedule() at the boundary before the task's next phase: if it is a
     preemption point under the policy, something else wants the CPU (work queued, RCU
@@ -268,9 +268,14 @@ def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps):
     With one hosted CPU every step is that CPU's; with several, each step's CPU is drawn
     from ws[WS_RNG] and, while `schedule` has room, recorded there (as the index into
     `cpus`).  Returns RET_BATCH, RET_FINISHED or RET_ABORTED."""
-    tpc = k.config[S.CONFIG_NR_TASKS_PER_CPU]
     msg = np.zeros(k.slots.shape[2] - 1, np.int64)
     wmsg = np.zeros(k.slots.shape[2] - 1, np.int64)
+    return _worker_steps(k, wp, wc, cpus, ws, schedule, max_steps, msg, wmsg)
+
+
+@njit(cache=True, _nrt=False)  # the steps allocate nothing: no reference counting
+def _worker_steps(k, wp, wc, cpus, ws, schedule, max_steps, msg, wmsg):
+    tpc = k.config[S.CONFIG_NR_TASKS_PER_CPU]
     n = cpus.shape[0]
     cap = schedule.shape[0]
     steps = 0

@@ -193,7 +193,7 @@ def _spec_by_weight(wc, r):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # per op: no reference counting (kernel/fastpath.py)
 def wl_issue(k, wp, wc, msg, cpu, t, allow_new):
     """Issue the next op of CPU `cpu`'s workload into its (idle) task t.
 
@@ -295,7 +295,7 @@ def wl_issue(k, wp, wc, msg, cpu, t, allow_new):
     return ISSUE_STARTED
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # per op: no reference counting (kernel/fastpath.py)
 def wl_complete(k, cpu, t):
     """Account for the workload op that just completed in task t."""
     w = k.wl
