@@ -51,25 +51,19 @@ from benchlib import build_c, host_info, row, run_c, small_topology  # noqa: E40
 from numba import config as numba_config  # noqa: E402
 from numba import njit  # noqa: E402
 
-from emulator.kernel import slab as SLAB  # noqa: E402
 from emulator.kernel.boot import Kernel  # noqa: E402
 from emulator.kernel.ops import (  # noqa: E402
     OP_FREE,
     OP_KMALLOC,
     STEP_DONE,
     handle_ipis,
+    kfree_inline,
     kmalloc_node,
     op_start,
     op_step,
 )
-from emulator.kernel.slab_common import (  # noqa: E402
-    NUMA_NO_NODE,
-    PTR_SLAB,
-    check_free,
-    classify_free,
-    kasan_slab_free,
-)
-from emulator.kernel.slub import slab_free_fast, slab_free_inline  # noqa: E402
+from emulator.kernel.fastpath import kfree_fastpath, kmalloc_fastpath  # noqa: E402
+from emulator.kernel.slab_common import NUMA_NO_NODE  # noqa: E402
 from emulator.machine import structs as S  # noqa: E402
 from emulator.machine.arena import leftover_segments  # noqa: E402
 from emulator.machine.atomics import monotonic_ns  # noqa: E402
@@ -112,26 +106,22 @@ LABELS = {
 
 
 # -- jitted loops -------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _loop_direct(k, n, cpu, t, size):
-    """kmalloc_node + kfree as _free_step's phase 0 runs it, minus the task row."""
+    """kmalloc + kfree as op_step runs them, minus the task row: the fast paths
+    (kernel/fastpath.py, inlined here as in op_step, compiled without NRT as op_step
+    is), and the general path (ops.kmalloc_node, ops.kfree_inline) after a miss, which
+    is counted in `bad`."""
     bad = 0
     t0 = monotonic_ns()
     for _ in range(n):
-        obj = kmalloc_node(k, size, NUMA_NO_NODE, cpu, -1)
-        kind, pfn = classify_free(k, obj)
-        if kind != PTR_SLAB:
+        obj = kmalloc_fastpath(k, size, NUMA_NO_NODE, cpu, -1)
+        if obj == 0:
             bad += 1
-            continue
-        s = k.page[pfn, S.PAGE_SLAB_CACHE]
-        if not check_free(k, s, pfn, obj, cpu, t, OP_FREE):
+            obj = kmalloc_node(k, size, NUMA_NO_NODE, cpu, -1)
+        if kfree_fastpath(k, obj, -1, 0, cpu) == 0:
             bad += 1
-            continue
-        kasan_slab_free(k, s, obj)
-        if k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB:
-            SLAB.__cache_free(k, s, obj, pfn, cpu)
-        elif not slab_free_fast(k, s, pfn, obj, cpu):
-            slab_free_inline(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], pfn, obj, cpu, t)
+            kfree_inline(k, obj, cpu, t)
     return monotonic_ns() - t0, bad
 
 
