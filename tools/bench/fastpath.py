@@ -5,14 +5,17 @@
 
 Rows (see tools/bench/README.md for what each one means), all on emulated CPU 0 of a
 booted Kernel(2 nodes of 8 + 4 MiB, 2 CPUs each, lock_stats=False), cache kmalloc-64:
-  slub_direct[_kasan]   ops.kmalloc_node + kfree's fast-path functions (classify_free,
-                        check_free, kasan_slab_free, slab_free_fast), in one njit loop
+  slub_direct[_kasan]   the fast paths op_step runs, kernel/fastpath.py's
+                        kmalloc_fastpath + kfree_fastpath (inlined, compiled without
+                        NRT, as in op_step), with the general path after a miss (never
+                        taken: checked), in one njit loop; no task row
   slub_ops[_kasan]      op_start/op_step of OP_KMALLOC then OP_FREE (the phase machinery)
   slub_runner           slub_ops plus handle_ipis(k, cpu) before each op_step, as the
                         deterministic runner's _step_cpu does (diagnostic)
-  slub_flat             the SLUB pair hand-inlined into the loop: the same table reads
-                        and writes, no calls (diagnostic)
-  slub_flat_hoisted     the same with Mem's tables loaded into locals once (diagnostic)
+  slub_flat             the SLUB pair hand-inlined into an ordinary (NRT) njit loop,
+                        every table read as k.table[...] (diagnostic)
+  slub_flat_hoisted     the same with Mem's tables loaded into locals once, before the
+                        loop: the floor for numba code on these tables (diagnostic)
   slab_direct[_kasan]   as slub_direct, freeing with SLAB's __cache_free
   slab_ops[_kasan]      as slub_ops on SLAB
   py_*                  slub/slab direct and ops in pure Python (NUMBA_DISABLE_JIT=1, a
@@ -82,14 +85,14 @@ QUICK = dict(reps=3, iters=100_000, ops_iters=50_000, c_iters=1_000_000,
              py_iters=2_000, py_reps=1)
 
 LABELS = {
-    "slub_direct": "SLUB kmalloc_node + kfree fast path",
+    "slub_direct": "SLUB kmalloc + kfree fast paths",
     "slub_ops": "SLUB via op_start/op_step",
     "slub_runner": "  + handle_ipis per step (runner)",
     "slub_flat": "  SLUB pair hand-inlined, no calls",
     "slub_flat_hoisted": "  the same, tables hoisted out of Mem",
     "slub_direct_kasan": "SLUB direct, kasan on",
     "slub_ops_kasan": "SLUB via ops, kasan on",
-    "slab_direct": "SLAB kmalloc_node + kfree fast path",
+    "slab_direct": "SLAB kmalloc + kfree fast paths",
     "slab_ops": "SLAB via op_start/op_step",
     "slab_direct_kasan": "SLAB direct, kasan on",
     "slab_ops_kasan": "SLAB via ops, kasan on",
@@ -527,9 +530,10 @@ def print_table(out: dict) -> None:
     if info:
         print("also: " + "; ".join(info))
     steps = [("slub_runner", "slub_ops", "handle_ipis per step"),
-             ("slub_ops", "slub_direct", "the op machinery (op_start/op_step/_free_step)"),
-             ("slub_direct", "slub_flat", "out-of-line calls and their NRT refcounts"),
-             ("slub_flat", "slub_flat_hoisted", "table reloads through the Mem StructRef"),
+             ("slub_ops", "slub_direct", "the op machinery (op_start, op_step's dispatch, "
+              "the task row)"),
+             ("slub_direct", "slub_flat_hoisted", "what the fast paths reload that a loop "
+              "could keep in registers"),
              ("slub_flat_hoisted", "c_slub", "numba indexing and arithmetic vs C")]
     parts = [f"{by[a] - by[b]:+.1f} ns {label}" for a, b, label in steps if a in by and b in by]
     if parts:
