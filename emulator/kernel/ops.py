@@ -8,8 +8,10 @@ phase and says whether the op is done, has another phase, or is blocked.  Betwee
 phases other CPUs run (parallelism), IPIs are handled, and, where the phase table says
 preemption is enabled, the CPU may switch to another task (preemption).  A phase holds
 no lock across its end: every spin_lock in a phase is released in it, as spin_lock
-disables preemption in the kernel.  The fast paths are a single phase, so the phase
-machinery costs them one dispatch.
+disables preemption in the kernel.  The fast paths are a single phase: op_step runs them
+flattened (fastpath.py) before anything else and enters the phase machine (_op_step)
+only when they miss.  op_step, op_start and handle_ipis' empty check are compiled
+without NRT, as fastpath.py explains; functions that allocate say `_nrt=True`.
 
 IPIs (on_each_cpu for flush_all) go through each CPU's IPI ring; a CPU handles its IPIs
 (`handle_ipis`) at every phase boundary, where interrupts are enabled in every phase

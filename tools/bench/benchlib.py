@@ -32,6 +32,7 @@ def host_info() -> dict:
     return {
         "cpu_model": model or platform.processor() or "unknown",
         "logical_cpus": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),  # < logical: SMT siblings
         "affinity_cpus": len(os.sched_getaffinity(0)),
         "machine": platform.machine(),
         "python": platform.python_version(),

@@ -15,8 +15,12 @@ through the real runner (emulator.run.runner), and prints:
                    workers' CPU time
 
 Targets (issue 5): local-fastpath efficiency >= 0.9 at every N, runner overhead < 2%.
-Each point is the median of --reps runs.  Usage:
-  tools/bench/scaling.py [--max-workers N] [--duration S] [--reps R] [--quick] [--json]
+Each point is the median of --reps runs.  Workers are pinned with the `scatter`
+placement by default: one per physical core before any SMT sibling is used, so that up
+to the number of cores a point measures the emulator, not two hyperthreads sharing a
+core (--placement compact pins worker i to the i-th allowed CPU).  Usage:
+  tools/bench/scaling.py [--max-workers N] [--duration S] [--reps R]
+                         [--placement scatter|compact] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -36,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import host_info  # noqa: E402
 
 
-def topology_toml(nodes: int, cpus: int, mib_per_node: int = 64) -> str:
+def topology_toml(nodes: int, cpus: int, mib_per_node: int = 64, cache_line: int = 64) -> str:
     """A machine of `cpus` CPUs split evenly over `nodes` nodes."""
     per = cpus // nodes
     lines = ['description = "scaling benchmark machine"', 'arch = "%s"' % (
         "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"),
-        "page_size = 4096", "cache_line = 64"]
+        "page_size = 4096", f"cache_line = {cache_line}"]
     if nodes > 1:
         rows = ", ".join("[" + ", ".join("10" if i == j else "20" for j in range(nodes)) + "]"
                          for i in range(nodes))
@@ -53,14 +57,15 @@ def topology_toml(nodes: int, cpus: int, mib_per_node: int = 64) -> str:
     return "\n".join(lines) + "\n"
 
 
-def one_run(scenario: str, nodes: int, n: int, duration: float, tmp: Path) -> dict:
+def one_run(scenario: str, nodes: int, n: int, duration: float, tmp: Path,
+            placement: str, cache_line: int) -> dict:
     from emulator.run.runner import RunOptions, run_scenario
     from emulator.workload.scenario import load_scenario
 
     topo = tmp / f"scaling-{nodes}n{n}c.toml"
-    topo.write_text(topology_toml(nodes, n))
+    topo.write_text(topology_toml(nodes, n, cache_line=cache_line))
     sc = load_scenario(scenario).with_overrides(topology=str(topo), workers=n, duration=duration,
-                                                ops_per_cpu=None, placement="compact")
+                                                ops_per_cpu=None, placement=placement)
     out = Path(tempfile.mkdtemp(dir=tmp))
     res = run_scenario(sc, RunOptions(out=str(out), progress=False, quiet=True))
     s = res.summary
@@ -76,6 +81,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-workers", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--placement", choices=("scatter", "compact"), default="scatter",
+                    help="how workers are pinned (default: scatter, physical cores first)")
+    ap.add_argument("--cache-line", type=int, default=64,
+                    help="the emulated machine's cache line, which per-CPU rows are padded to")
     ap.add_argument("--quick", action="store_true", help="one short run per point (smoke test)")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
@@ -101,7 +110,8 @@ def main(argv=None) -> int:
             # smaller host (oversubscribed)
             points = [n for n in counts if n >= first] or ([first] if args.quick else [])
             for n in points:
-                runs = [one_run(scenario, nodes, n, args.duration, tmp) for _ in range(args.reps)]
+                runs = [one_run(scenario, nodes, n, args.duration, tmp, args.placement, args.cache_line)
+                        for _ in range(args.reps)]
                 ops = statistics.median(r["ops_per_s"] for r in runs)
                 over = statistics.median(r["overhead"] for r in runs)
                 if base is None:
@@ -109,7 +119,8 @@ def main(argv=None) -> int:
                 eff = ops / (n / base[0] * base[1]) if base[1] > 0 else 0.0
                 rows.append({"scenario": scenario, "workers": n, "ops_per_s": ops,
                              "per_worker": ops / n, "efficiency": eff, "runner_overhead": over,
-                             "reps": args.reps, "duration_s": args.duration})
+                             "reps": args.reps, "duration_s": args.duration,
+                             "placement": args.placement})
                 if not args.json:
                     print(f"{scenario:15} {n:3} workers  {ops / 1e6:8.2f} Mops/s  "
                           f"{ops / n / 1e6:6.2f} per worker  efficiency {eff:5.2f}  "
@@ -120,8 +131,9 @@ def main(argv=None) -> int:
         print(json.dumps(out, indent=2))
     else:
         h = out["host"]
-        print(f"host: {h['cpu_model']}, {h['logical_cpus']} logical CPUs ({h['affinity_cpus']} "
-              f"usable), {h['machine']}, python {h['python']}, numba {h['numba']}")
+        print(f"host: {h['cpu_model']}, {h['logical_cpus']} logical CPUs on "
+              f"{h['physical_cores']} cores ({h['affinity_cpus']} usable), {h['machine']}, "
+              f"python {h['python']}, numba {h['numba']}; placement {args.placement}")
     return 0
 
 
