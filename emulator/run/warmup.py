@@ -1,9 +1,12 @@
 """Compile (or load from numba's cache) everything a run executes, in the parent.
 
 The runner calls `warm_up` before it forks workers, so that no worker compiles (design
-section 6); ./tools/test calls it before pytest.  It warms the kernel model
-(emulator.kernel.warmup) and then the worker loop and the workload generator on a tiny
-two-CPU, two-node machine.
+section 6); ./tools/test calls it before pytest, so that no test pays the cold compile
+inside its timeout.  `warm_kernel` boots a tiny machine for each allocator and runs one
+op of every kind through the deterministic scheduler (tools/bench/compile.py times it);
+`warm_up` then warms the worker loop and the workload generator on the same machine.
+(This lives in run/, not kernel/: the kernel's warm-up uses the deterministic scheduler,
+and kernel/ imports nothing from run/.)
 """
 
 from __future__ import annotations
@@ -13,10 +16,41 @@ import time
 import numpy as np
 
 
+def warm_up_topology():
+    """The machine warm-ups boot: two nodes of one CPU and 8 MiB each."""
+    from topo.model import Cpu, Node, Topology
+
+    return Topology(name="warm-up", arch="x86_64", page_size=4096, cache_line=64,
+                    nodes=(Node(0, (0,), 8 << 20), Node(1, (1,), 8 << 20)),
+                    distances=((10, 20), (20, 10)),
+                    cpus=(Cpu(0, 0, 0, 0, 0), Cpu(1, 1, 1, 1, 0)))
+
+
+def warm_kernel(verbose: bool = False) -> float:
+    """The kernel model alone.  Returns the seconds it took (a cold compile, or a load
+    from the cache)."""
+    from ..kernel.boot import Kernel
+    from ..kernel.ops import OP_ALLOC, OP_FREE, OP_KMALLOC, OP_REAP, OP_SHRINK
+    from .deterministic import Sched, run
+
+    t0 = time.monotonic()
+    topo = warm_up_topology()
+    for allocator in ("slub", "slab"):
+        with Kernel(topo, allocator) as K:
+            s = K.cache("kmalloc-64")
+            script = np.array([[0, OP_ALLOC, s, -1, 0, 0], [0, OP_KMALLOC, 100, -1, 1, 0],
+                               [1, OP_FREE, -1, -1, 0, 0], [1, OP_FREE, -1, -1, 1, 0],
+                               [0, OP_SHRINK, s, -1, -1, 0], [1, OP_REAP, -1, -1, -1, 0]],
+                              np.int64)
+            run(K.mem, Sched.new(script, K.nr_cpus, 2, 0, capacity=64))
+    took = time.monotonic() - t0
+    if verbose:
+        print(f"slabemu: kernel model ready in {took:.1f} s", flush=True)
+    return took
+
+
 def warm_up(verbose: bool = False) -> float:
     from ..kernel.boot import Kernel
-    from ..kernel.warmup import warm_up as warm_kernel
-    from ..kernel.warmup import warm_up_topology
     from ..machine import structs as S
     from ..workload.generator import WC_NR, WP_NR, seed_workload
     from ..workload import generator as G

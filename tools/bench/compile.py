@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long the user waits for the kernel model: a cold numba compile and a warm start.
 
-Runs `python -m emulator.kernel.warmup` (boot a SLUB and a SLAB machine, one op of every
+Runs `emulator.run.warmup.warm_kernel()` (boot a SLUB and a SLAB machine, one op of every
 kind) in a fresh interpreter pinned to one host CPU, first with an empty numba cache
 directory (the cold compile of the whole model), then again with that cache (a warm
 start: the time to the first emulated ops).  Prints both, against design.md's targets:
@@ -29,7 +29,7 @@ def _once(cache_dir: str) -> float:
     cpu = sorted(os.sched_getaffinity(0))[0]
     cmd = [sys.executable, "-c",
            f"import os; os.sched_setaffinity(0, {{{cpu}}}); "
-           "from emulator.kernel.warmup import warm_up; warm_up()"]
+           "from emulator.run.warmup import warm_kernel; warm_kernel()"]
     t0 = time.monotonic()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     return time.monotonic() - t0
