@@ -35,6 +35,7 @@ from numba import njit
 
 from ..machine import structs as S
 from ..machine.atomics import cmpxchg, fetch_add, load_acquire, store_release
+from ..machine.machine import alien_lock_row, list_lock_row
 from ..machine.spinlock import spin_lock, spin_unlock
 from .rcu import RCU_CB_DESTROY, call_rcu_sched
 from .workqueue import WORK_CACHE_CREATE, WORK_CACHE_DESTROY, schedule_work
@@ -184,7 +185,7 @@ def _init_child_rows(k, s, root):
     for nid in range(nodes):
         n = s * nodes + nid
         rn = root * nodes + nid
-        lock = nodes + s * nodes + nid  # list_lock_row()
+        lock = list_lock_row(nodes, s, nid)
         for f in range(k.kmem_cache_node.shape[1]):
             k.kmem_cache_node[n, f] = 0
         k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK] = lock
@@ -203,7 +204,7 @@ def _init_child_rows(k, s, root):
                 k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = base
                 for remote in range(nodes):
                     if remote != nid:
-                        lk = nodes + caches * nodes + (s * nodes + nid) * nodes + remote
+                        lk = alien_lock_row(nodes, caches, s, nid, remote)
                         _init_lock_row(k, lk, S.LOCK_CLASS_ALIEN, nid, s)
                         _init_ac(k, base + remote, k.kmem_cache[root, S.KMEM_CACHE_ALIEN_LIMIT],
                                  0xBAADF00D, lk)

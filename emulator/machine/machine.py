@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from .arena import Arena, Layout, LayoutBuilder
 from .inbox import init_inboxes
@@ -88,12 +89,15 @@ MISC_LOCK_RCU = 0  # rcu_state's lock (grace-period start and completion)
 MISC_LOCK_SLAB_MUTEX = 1  # slab_mutex / memcg_slab_mutex: cache rows, memcg caches
 
 
-def list_lock_row(nr_nodes: int, cache: int, node: int) -> int:
-    """Lock row of kmem_cache_node(cache, node)->list_lock (after the zone locks)."""
+@njit(cache=True, inline="always")
+def list_lock_row(nr_nodes, cache, node):
+    """Lock row of kmem_cache_node(cache, node)->list_lock (after the zone locks).
+    (Jitted: boot.py calls it from Python, memcontrol.py for child caches.)"""
     return nr_nodes + cache * nr_nodes + node
 
 
-def alien_lock_row(nr_nodes: int, max_caches: int, cache: int, node: int, remote: int) -> int:
+@njit(cache=True, inline="always")
+def alien_lock_row(nr_nodes, max_caches, cache, node, remote):
     """Lock row of SLAB's alien cache on `node` for objects of `remote` (alc->lock)."""
     return nr_nodes + max_caches * nr_nodes + (cache * nr_nodes + node) * nr_nodes + remote
 
