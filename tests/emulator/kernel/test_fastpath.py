@@ -202,6 +202,11 @@ def test_local_pairs_take_the_fast_path(allocator):
         if not hit:
             _run_op(K, op_step, 1, OP_FREE, -1, NUMA_NO_NODE, 0, first)
         # a stale generation is a miss (the general path reports the cache UAF)
-        assert kmem_cache_alloc_fastpath(k, s, int(k.kmem_cache[s, S.KMEM_CACHE_GEN]) + 1,
-                                         NUMA_NO_NODE, 64, 0, t) == 0
+        stale = int(k.kmem_cache[s, S.KMEM_CACHE_GEN]) + 1
+        assert kmem_cache_alloc_fastpath(k, s, stale, NUMA_NO_NODE, 64, 0, t) == 0
+        obj = kmalloc_fastpath(k, 64, NUMA_NO_NODE, 0, t)
+        assert kfree_fastpath(k, obj, s, stale, 0) == 0
+        other = K.cache("kmalloc-512")
+        assert kfree_fastpath(k, obj, other, int(k.kmem_cache[other, S.KMEM_CACHE_GEN]), 0) == 0
+        assert kfree_fastpath(k, obj, -1, 0, 0) != 0
         assert check_kernel(k, K.nr_cpus, K.nr_nodes) == []
