@@ -19,3 +19,14 @@ def no_leftover_segments():
     yield
     after = {n for n in leftover_segments() if n.startswith(mine)} - before
     assert not after, f"shared memory left behind: {sorted(after)}"
+
+
+def assert_one_line_config_error(load, spec, field, fragment):
+    """load(spec) raises a ConfigError whose message is one line, starting
+    "SPEC: FIELD: expected " and containing `fragment`."""
+    from topo.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        load(spec)
+    msg = str(e.value)
+    assert msg.startswith(f"{spec}: {field}: expected ") and fragment in msg and "\n" not in msg

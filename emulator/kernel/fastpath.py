@@ -102,11 +102,7 @@ def kmalloc_fastpath(k, size, node, cpu, t):
     s = kmalloc_slab(k, size)
     if s < 0:
         return 0  # kmalloc_large_node()
-    if t >= 0:
-        s = memcg_cache_lookup(k, s, t)
-        if s < 0:
-            return 0
-    return slab_alloc_fastpath(k, s, node, size, cpu)
+    return kmem_cache_alloc_fastpath(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], node, size, cpu, t)
 
 
 @njit(cache=True, _nrt=False, inline="always")

@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--placement", choices=("scatter", "compact"), default="scatter",
                     help="how workers are pinned (default: scatter, physical cores first)")
-    ap.add_argument("--cache-line", type=int, default=64,
+    ap.add_argument("--cache-line", type=int, default=64, choices=(32, 64, 128, 256),
                     help="the emulated machine's cache line, which per-CPU rows are padded to")
     ap.add_argument("--quick", action="store_true", help="one short run per point (smoke test)")
     ap.add_argument("--json", action="store_true", help="print JSON only")

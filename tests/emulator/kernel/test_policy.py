@@ -18,6 +18,8 @@ from emulator.kernel.policy import (
 )
 from topo import ConfigError
 
+from ...conftest import assert_one_line_config_error
+
 # Written from /work/shared/series-notes.md and the v2 cover letter, not from the files:
 # (dead_caches, shrink_tolerates_enomem [4], nonpreemptible_free [5],
 #  sync_before_destroy [6], dead_discard_empty [7-8], track_full_slabs [re-parenting])
@@ -164,10 +166,7 @@ def test_bad_policy_file(tmp_path, case_id, text, field, fragment):
     ("./missing/p.toml", "file", "an existing policy file"),
 ])
 def test_bad_spec(spec, field, fragment):
-    with pytest.raises(ConfigError) as e:
-        load_policy(spec)
-    msg = str(e.value)
-    assert msg.startswith(f"{spec}: {field}: expected ") and fragment in msg and "\n" not in msg
+    assert_one_line_config_error(load_policy, spec, field, fragment)
 
 
 def test_not_utf8(tmp_path):

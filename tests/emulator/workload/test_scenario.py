@@ -21,6 +21,8 @@ from emulator.workload import (
 from emulator.workload.scenario import CONFIGS_DIR, OPTIONS
 from topo import ConfigError, load_topology
 
+from ...conftest import assert_one_line_config_error
+
 SHIPPED = ("local-fastpath", "remote-free", "node-pressure")
 
 MINIMAL = '''\
@@ -313,10 +315,7 @@ def test_a_broken_topology_file_is_named(tmp_path):
     ("./missing/s.toml", "file", "an existing scenario file"),
 ])
 def test_bad_spec(spec, field, fragment):
-    with pytest.raises(ConfigError) as e:
-        load_scenario(spec)
-    msg = str(e.value)
-    assert msg.startswith(f"{spec}: {field}: expected ") and fragment in msg and "\n" not in msg
+    assert_one_line_config_error(load_scenario, spec, field, fragment)
 
 
 def test_a_directory_is_not_a_scenario(tmp_path):
