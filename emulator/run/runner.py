@@ -292,7 +292,7 @@ class Run:
         handler = self._start_logging(out)
         stream = C.StreamWriter(out / "stream.msgpack")
         try:
-            took = warm_up()
+            took = warm_up(allocators=(sc.allocator,), quiet=self.opt.quiet)
             log.info("model compiled or loaded in %.1f s", took)
             max_memcgs, extra_caches = memcg_sizes(sc, topology.nr_cpus)
             with Kernel(topology, sc.allocator, seed=sc.seed,

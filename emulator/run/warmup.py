@@ -1,19 +1,156 @@
 """Compile (or load from numba's cache) everything a run executes, in the parent.
 
-The runner calls `warm_up` before it forks workers, so that no worker compiles (design
-section 6); ./tools/test calls it before pytest, so that no test pays the cold compile
-inside its timeout.  `warm_kernel` boots a tiny machine for each allocator and runs one
-op of every kind through the deterministic scheduler (tools/bench/compile.py times it);
-`warm_up` then warms the worker loop and the workload generator on the same machine.
-(This lives in run/, not kernel/: the kernel's warm-up uses the deterministic scheduler,
-and kernel/ imports nothing from run/.)
+The runner calls `warm_up` before it forks workers, so that no worker compiles
+(docs/design.md, "numba rules"); ./tools/test calls it before pytest, so that no test pays
+the cold compile inside its timeout.  `warm_kernel` boots a tiny machine for each
+allocator and runs one op of every kind through the scripted scheduler (the tests' entry
+point; tools/bench/compile.py times it); `warm_up` warms the worker loop and the
+workload generator, which is all a run needs.  (This lives in run/, not kernel/: the
+kernel's warm-up uses the scripted scheduler, and kernel/ imports nothing from run/.)
+
+While numba compiles, `CompileProgress` says so at once and counts the functions: a bar
+on a terminal, plain lines otherwise (CI, pipes).  numba reports a compile only when the
+machine code is missing from the cache, so a warm start prints nothing.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 import time
 
 import numpy as np
+from numba.core.event import Listener
+
+from .. import cachekey
+
+# How many functions each module compiled last time (the progress total), kept beside
+# the cache; a module never compiled before is estimated from its njit decorators.
+_COUNTS_FILE = "compile-counts.json"
+_NJIT = re.compile(r"^@(?:njit)\((?![^)]*inline=\"always\")", re.M)  # not IR-inlined
+
+
+def _expected_compiles() -> tuple[int, dict[str, int]]:
+    """(functions numba will compile, counts per module last time) for the modules whose
+    cache directory holds nothing yet."""
+    base = cachekey.cache_base()
+    try:
+        last = json.loads((base / _COUNTS_FILE).read_text())
+    except (OSError, ValueError):
+        last = {}
+    total = 0
+    for module in cachekey.module_keys():
+        d = cachekey.cache_dir(module)
+        if d is not None and d.is_dir() and any(d.glob("*.nbi")):
+            continue
+        if module in last:
+            total += int(last[module])
+        else:
+            rel = module.split(".", 1)[1].replace(".", "/")
+            path = cachekey.ROOT / f"{rel}.py"
+            if not path.exists():
+                path = cachekey.ROOT / rel / "__init__.py"
+            total += len(_NJIT.findall(path.read_text())) if path.exists() else 0
+    return total, last
+
+
+class CompileProgress(Listener):
+    """Reports numba compiles while it is active (a context manager).  numba fires
+    "numba:compile" only on a cache miss; the first one prints at once."""
+
+    def __init__(self, stream=None, tty: bool | None = None, quiet: bool = False,
+                 interval: float = 5.0):
+        super().__init__()
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.quiet = quiet
+        self.interval = interval
+        self.done = 0
+        self.per_module: dict[str, int] = {}
+        self._depth = 0
+        self._t0 = 0.0
+        self._last = 0.0
+        self._bar = None
+
+    # numba's event listener protocol
+    def on_start(self, ev):
+        self._depth += 1
+        name = self._name(ev)
+        if self._t0 == 0.0:
+            self._begin(name)
+        elif self._bar is not None:
+            self._bar.update(self._task, description=f"compiling {name}")
+
+    def on_end(self, ev):
+        self._depth -= 1
+        self.done += 1
+        module = getattr(ev.data["dispatcher"].py_func, "__module__", None) or "?"
+        self.per_module[module] = self.per_module.get(module, 0) + 1
+        if self.done > self.total:
+            self.total = self.done
+        now = time.monotonic()
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, total=self.total)
+        elif now - self._last >= self.interval:
+            self._last = now
+            self._line(f"[{self.done}/{self.total}] {self._name(ev)}, {now - self._t0:.0f} s")
+
+    @staticmethod
+    def _name(ev) -> str:
+        f = ev.data["dispatcher"].py_func
+        module = (getattr(f, "__module__", None) or "?").removeprefix("emulator.")
+        return f"{module}.{getattr(f, '__qualname__', '?')}"
+
+    def _line(self, text: str) -> None:
+        print(f"slabemu: {text}", file=self.stream, flush=True)
+
+    def _begin(self, first: str) -> None:
+        self._t0 = self._last = time.monotonic()
+        if self.quiet:
+            return
+        self._line(f"compiling the model: {self.total} functions are not in numba's cache "
+                   f"({cachekey.cache_base()}); this happens once after an edit")
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=Console(file=self.stream), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(f"compiling {first}", total=self.total)
+
+    def __enter__(self):
+        from numba.core import event
+
+        self.total, self._last_counts = _expected_compiles()
+        event.register("numba:compile", self)
+        return self
+
+    def __exit__(self, *exc):
+        from numba.core import event
+
+        event.unregister("numba:compile", self)
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        if self.done:
+            if not self.quiet:
+                self._line(f"compiled {self.done} functions in "
+                           f"{time.monotonic() - self._t0:.0f} s (cached from now on)")
+            if exc[0] is None:
+                counts = dict(self._last_counts) | self.per_module
+                try:
+                    path = cachekey.cache_base() / _COUNTS_FILE
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps(counts, sort_keys=True))
+                except OSError:
+                    pass
+        return False
 
 
 def warm_up_topology():
@@ -26,16 +163,16 @@ def warm_up_topology():
                     cpus=(Cpu(0, 0, 0, 0, 0), Cpu(1, 1, 1, 1, 0)))
 
 
-def warm_kernel(verbose: bool = False) -> float:
-    """The kernel model alone.  Returns the seconds it took (a cold compile, or a load
-    from the cache)."""
+def warm_kernel(verbose: bool = False, allocators=("slub", "slab")) -> float:
+    """The kernel model through the scripted scheduler (the tests' way in).  Returns the
+    seconds it took (a cold compile, or a load from the cache)."""
     from ..kernel.boot import Kernel
     from ..kernel.ops import OP_ALLOC, OP_FREE, OP_KMALLOC, OP_REAP, OP_SHRINK
     from .deterministic import Sched, run
 
     t0 = time.monotonic()
     topo = warm_up_topology()
-    for allocator in ("slub", "slab"):
+    for allocator in allocators:
         with Kernel(topo, allocator) as K:
             s = K.cache("kmalloc-64")
             script = np.array([[0, OP_ALLOC, s, -1, 0, 0], [0, OP_KMALLOC, 100, -1, 1, 0],
@@ -49,17 +186,33 @@ def warm_kernel(verbose: bool = False) -> float:
     return took
 
 
-def warm_up(verbose: bool = False) -> float:
+def warm_up(verbose: bool = False, allocators=("slub", "slab"), scripted: bool = False,
+            quiet: bool = False) -> float:
+    """What a run executes: the worker loop, the workload generator and every kernel path
+    under them, on a tiny machine of each allocator in `allocators` (the jitted code is
+    the same for both: one machine compiles everything, the other only loads).  With
+    `scripted`, the scripted scheduler too (what the tests use).  Compile progress goes to
+    stderr unless `quiet`.  Returns the seconds it took."""
+    with CompileProgress(quiet=quiet):
+        t0 = time.monotonic()
+        if scripted:
+            warm_kernel(allocators=allocators)
+        _warm_loop(allocators)
+        took = time.monotonic() - t0
+    if verbose:
+        print(f"slabemu: model ready in {took:.1f} s", file=sys.stderr, flush=True)
+    return took
+
+
+def _warm_loop(allocators) -> None:
     from ..kernel.boot import Kernel
     from ..machine import structs as S
     from ..workload.generator import WC_NR, WP_NR, seed_workload
     from ..workload import generator as G
     from .loop import RET_BATCH, WS_NR, wait_start, worker_loop
 
-    t0 = time.monotonic()
-    warm_kernel()
     topo = warm_up_topology()
-    for allocator in ("slub", "slab"):
+    for allocator in allocators:
         with Kernel(topo, allocator, live_cap=9, max_memcgs=64) as K:
             k = K.mem
             wp = np.zeros(WP_NR, np.int64)
@@ -94,11 +247,8 @@ def warm_up(verbose: bool = False) -> float:
                 if worker_loop(k, wp, wc, np.arange(2, dtype=np.int64), ws, schedule, 4096) != RET_BATCH:
                     break
                 ws[2] = 0
-    took = time.monotonic() - t0
-    if verbose:
-        print(f"slabemu: model ready in {took:.1f} s", flush=True)
-    return took
 
 
 if __name__ == "__main__":
-    warm_up(verbose=True)
+    # ./tools/test: everything the tests run, compiled before any test's timeout starts.
+    warm_up(verbose=True, scripted=True)
