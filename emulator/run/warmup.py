@@ -1,10 +1,11 @@
 """Compile (or load from numba's cache) everything a run executes, in the parent.
 
-The runner calls `warm_up` before it forks workers, so that no worker compiles (design
-section 6); ./tools/test calls it before pytest, so that no test pays the cold compile
-inside its timeout.  `warm_kernel` boots a tiny machine for each allocator and runs one
-op of every kind through the deterministic scheduler (tools/bench/compile.py times it);
-`warm_up` then warms the worker loop and the workload generator on the same machine.
+The runner calls `warm_up` before it forks workers, so that no worker compiles
+(docs/design.md §10); ./tools/test calls it before pytest, so that no test pays the cold
+compile inside its timeout.  `warm_kernel` boots a tiny machine for each allocator and
+runs one op of every kind through the deterministic scheduler (tools/bench/compile.py
+times it); `warm_up` then warms the worker loop and the workload generator on the same
+machine.
 (This lives in run/, not kernel/: the kernel's warm-up uses the deterministic scheduler,
 and kernel/ imports nothing from run/.)
 """
