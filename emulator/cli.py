@@ -1,14 +1,15 @@
 """The ``slabemu`` command line: thin argument parsing over the library.
 
-Models design.md section 8: ``slabemu topo show``, ``slabemu topo place`` and
-``slabemu caches`` today; ``run``, ``compare`` and ``report`` join later as further
-entries in `COMMANDS` (one ``add_*`` function that registers a sub-parser and sets
-``func``).
+Models the command line of docs/design.md §12: ``slabemu topo show``, ``topo place``,
+``caches``, ``run``, ``compare`` and ``report``.  Each is one entry in `COMMANDS` (an
+``add_*`` function that registers a sub-parser and sets ``func``); the commands that run
+scenarios or read results import their layers only when called.
 
 Invariants: `main` returns the exit status instead of exiting (the console script does
-``sys.exit(main())``): 0 success, 2 bad input (a `topo.ConfigError` or an argument
-error, printed as ONE line ``slabemu: error: ...`` on stderr, never a traceback), 130
-interrupted.  ``--json`` puts only JSON on stdout.
+``sys.exit(main())``): 0 success, 1 a failed or crashed run (``run``, ``compare``), 2 bad
+input (a `topo.ConfigError` or an argument error, printed as ONE line
+``slabemu: error: ...`` on stderr, never a traceback), 130 interrupted.  ``--json`` puts
+only JSON on stdout.
 """
 
 from __future__ import annotations

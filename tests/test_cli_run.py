@@ -1,6 +1,6 @@
-"""`slabemu run` and `slabemu report` on real runs (design.md section 8): a worker killed
-mid-run, Ctrl-C, one-line errors for bad scenarios and options, --json, and every report
-view of a real results directory.
+"""`slabemu run` and `slabemu report` on real runs (docs/design.md §11, §12): a worker
+killed mid-run, Ctrl-C, one-line errors for bad scenarios and options, --json, and every
+report view of a real results directory.
 
 Signal tests start `python -m emulator.cli run ...` as a subprocess; each waits for a
 condition with a deadline (never a bare sleep) and bounds the parent's exit with a

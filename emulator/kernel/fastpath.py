@@ -34,8 +34,8 @@ fast-path rule is written once.
 Why a module of its own: these functions are compiled with `_nrt=False`.  numba counts
 references to every array a function holds; an out-of-line call taking `k` increfs and
 decrefs it, and so does every table read into a local that lives across a branch —
-each an out-of-line atomic (tools/bench/README.md, "Where the time goes").  With
-`_nrt=False` none of that is emitted (`k`, held by the caller, keeps every table alive
+each an out-of-line atomic (docs/design.md §10; measured by tools/bench/fastpath.py).
+With `_nrt=False` none of that is emitted (`k`, held by the caller, keeps every table alive
 for the call, and the fast paths allocate nothing), so a table can be read into a local
 once and the pair runs at the speed of the hand-inlined loop.  `Mem`'s getattr is
 registered to compile without NRT for this (machine/structs.py).  The slow-path

@@ -1,4 +1,4 @@
-"""Operations as phase state machines, and the IPIs between them (design section 5).
+"""Operations as phase state machines, and the IPIs between them (docs/design.md §7).
 
 What it models: the kernel entry points a workload calls — kmem_cache_alloc_node,
 kmalloc_node, kfree, kmem_cache_free, kmem_cache_shrink — each split at the points where
@@ -21,7 +21,10 @@ flush_all waits (smp_call_function_many with wait=1).
 The phase table (PHASES) names, per op and phase, the kernel code that runs and
 whether preemption and interrupts are enabled at the boundary before it.  In 3.16
 slab_free and __slab_free run with preemption enabled, which patch 5 of the series
-(`nonpreemptible_free`) changes; the policy layer reads PHASE_PREEMPTIBLE.
+(`nonpreemptible_free`) changes: `preemptible` and `task_preemptible` read
+PHASE_PREEMPTIBLE and apply that switch from the run's config vector, and the run loop
+(emulator/run/loop.py, `_maybe_preempt`) asks `task_preemptible` before it preempts a
+task.
 """
 
 from __future__ import annotations

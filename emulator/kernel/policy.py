@@ -1,4 +1,4 @@
-"""Policies: the dead-cache series' design decisions as switches (design section 4).
+"""Policies: the dead-cache series' design decisions as switches (docs/series.md §3, §5).
 
 What it models: which parts of "memcg/slab: reintroduce dead cache self-destruction"
 (v2, June 2014, 8 patches) the emulated kernel has, one switch per decision:

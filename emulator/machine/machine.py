@@ -13,7 +13,9 @@ Physical memory map (invariants):
   - address = pfn * page_size; ram[address] is the emulated byte; shadow[address >> 3]
     is its KASAN shadow byte.
 Lock rows: rows 0..nr_nodes-1 are the zone locks, then one list_lock per
-(cache, node) (`list_lock_row`), then SLAB's alien locks (`alien_lock_row`).
+(cache, node) (`list_lock_row`), then SLAB's alien locks (`alien_lock_row`), then
+`MachineConfig.extra_locks` spare rows (none by default: no layer uses them), and last the
+NR_MISC_LOCKS rows (rcu_state's lock, slab_mutex).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class MachineConfig:
     msg_words: int = 4  # payload words per message
     kasan: bool = True  # object-level shadow checks (descriptor checks are always on)
     lock_stats: bool = True
-    extra_locks: int = 0  # lock rows reserved for later layers
+    extra_locks: int = 0  # spare lock rows before the misc locks; nothing uses them
     allocator: str = "slub"  # "slub" | "slab": sizes SLAB's array_cache tables
     max_caches: int = 64  # kmem_cache rows (boot caches, named caches, memcg children)
     tasks_per_cpu: int = 2  # the workload task and the kworker

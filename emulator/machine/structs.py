@@ -13,7 +13,9 @@ structs whose rows are written by different CPUs (`padded=True`: locks, per-CPU 
 per-node rows), so that two rows never share a line (no false sharing, as the kernel's
 ____cacheline_aligned_in_smp).  struct page is not padded, as in the kernel.
 
-Structs declared by later layers (SLUB, SLAB, memcg) are added to STRUCTS here.
+Every layer's structs (the machine's, the page allocator's, SLUB's and SLAB's, memcg's,
+RCU's, the runner's and the workload's) are declared here, in STRUCTS; see
+docs/design.md §5.
 """
 
 from __future__ import annotations
@@ -282,7 +284,7 @@ STRUCTS: dict[str, Struct] = {
                 "prev_op",  # the op before the current one (the task's last event)
             ),
             padded=True,
-            doc="An emulated task's in-flight operation (design section 5).",
+            doc="An emulated task's in-flight operation (docs/design.md §7).",
         ),
         Struct(
             "cpu",
@@ -343,7 +345,7 @@ STRUCTS: dict[str, Struct] = {
                 "memcgs",  # memcg rows handed out (memcg ids are never reused)
             ),
             padded=True,
-            doc="The runner's control words (design section 6), one row, in shared memory.",
+            doc="The runner's control words (docs/design.md §8), one row, in shared memory.",
         ),
         Struct(
             "workload",
@@ -482,7 +484,7 @@ __all__ += [
 ]
 
 
-# The tables jitted code receives, as one argument `k` (design section 3).  Each line:
+# The tables jitted code receives, as one argument `k` (docs/design.md §5).  Each line:
 # name, then what the table is.  A table a run does not use is present with zero rows.
 MEM_TABLES = (
     "machine",  # [1, MACHINE_NR_FIELDS] int64

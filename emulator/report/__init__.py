@@ -1,6 +1,6 @@
 """Reports: what a run (or a booted emulated kernel) looks like, in the kernel's own formats.
 
-Models design.md section 7: `slabinfo` (/proc/slabinfo version 2.1), `lockstat`
+Models docs/design.md §11: `slabinfo` (/proc/slabinfo version 2.1), `lockstat`
 (/proc/lock_stat version 0.4, per lock and per NUMA node), `kasan` (KASAN-style reports),
 `leaks` (dead memcg caches still alive), `summary` (the end-of-run tables) and `results`
 (loading and validating a results directory).  Reports read kernel and run results;

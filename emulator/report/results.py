@@ -1,6 +1,6 @@
 """A run's results directory: loading and validating summary.json, reading the stream.
 
-Models design.md section 8's results contract.  A results directory holds summary.json
+Models the results contract of docs/design.md §11.  A results directory holds summary.json
 (schema 1), stream.msgpack (msgpack maps appended during the run, each with a "type":
 "start", "snapshot", "event", "end"), slabinfo.txt, lock_stat.txt, kasan.txt and run.log.
 

@@ -15,7 +15,7 @@ each with its children's counts added in (memcg_accumulate_slabinfo(); see
 `fold_memcg_children`); a memcg's memory.kmem.slabinfo shows its own children, same
 format.  `format_slabinfo` prints the rows it is given, so it serves both.
 
-A row carries the summary.json cache keys of design.md section 8 (name, memcg, dead,
+A row carries the summary.json cache keys of docs/design.md §11 (name, memcg, dead,
 active_objs, num_objs, objsize, objperslab, pagesperslab, active_slabs, num_slabs) plus
 limit, batchcount, sharedfactor and sharedavail.  ``memcg`` is the cgroup name of a child
 cache (None for a root cache); ``dead`` is only printed, as a trailing " : dead", with

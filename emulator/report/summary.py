@@ -1,6 +1,6 @@
 """The end-of-run tables `slabemu run` prints and `slabemu report DIR` shows again.
 
-Reads a summary.json (schema 1, design.md section 8) and prints, in this order: the
+Reads a summary.json (schema 1, docs/design.md §11) and prints, in this order: the
 header (scenario, topology, allocator, policy and its switches, mode, seed, exit and
 duration, ops in all and per second, the error and the failure when there is one); ops
 per emulated CPU (min/mean/max, then eight CPUs to a line); the caches holding objects

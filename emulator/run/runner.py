@@ -18,7 +18,7 @@ the run at its duration (ctl.stop), and watches the workers:
     never hangs; workers that do not leave after an abort are killed;
   - workers die with the parent (PR_SET_PDEATHSIG), and the arena is unlinked on
     every path (emulator/machine/arena.py).
-Results (design section 8): summary.json, stream.msgpack (appended as the run goes),
+Results (docs/design.md §11): summary.json, stream.msgpack (appended as the run goes),
 slabinfo.txt, lock_stat.txt, kasan.txt, run.log (the workers' log records, through
 multiprocessing-logging), schedule.bin (deterministic mode: int32 index of the CPU
 stepped at each step, in order).

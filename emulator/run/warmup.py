@@ -1,7 +1,7 @@
 """Compile (or load from numba's cache) everything a run executes, in the parent.
 
 The runner calls `warm_up` before it forks workers, so that no worker compiles
-(docs/design.md, "numba rules"); ./tools/test calls it before pytest, so that no test pays
+(docs/design.md §10); ./tools/test calls it before pytest, so that no test pays
 the cold compile inside its timeout.  `warm_kernel` boots a tiny machine for each
 allocator and runs one op of every kind through the scripted scheduler (the tests' entry
 point; tools/bench/compile.py times it); `warm_up` warms the worker loop and the

@@ -1,4 +1,4 @@
-"""Scenarios: the workload a run drives, read from configs/scenarios/*.toml (design §6).
+"""Scenarios: the workload a run drives, from configs/scenarios/*.toml (docs/design.md §8).
 
 What it models: one experiment — the machine (a topology), the allocator, the policy
 (the series' switches), the seed and mode, the op budget or duration, the caches the

@@ -39,7 +39,7 @@ def test_parses_and_validates(path):
     # every file says where its shape comes from
     text = path.read_text()
     assert text.lstrip().startswith("#")
-    assert any(w in text for w in ("github.com", "docs.", "product", "series-notes")), \
+    assert any(w in text for w in ("github.com", "docs.", "product", "docs/series.md")), \
         "cite the source of the shape"
     tomllib.loads(text)
 

@@ -1,4 +1,4 @@
-"""load_topology: resolving specs, and the design rule that topo never imports emulator."""
+"""load_topology: resolving specs, and the layering rule that topo never imports emulator (docs/design.md §2)."""
 
 import subprocess
 import sys

@@ -4,8 +4,8 @@
 Runs `emulator.run.warmup.warm_kernel()` (boot a SLUB and a SLAB machine, one op of every
 kind) in a fresh interpreter pinned to one host CPU, first with an empty numba cache
 directory (the cold compile of the whole model), then again with that cache (a warm
-start: the time to the first emulated ops).  Prints both, against design.md's targets:
-cold under 30 s on one core, warm under 2 s.
+start: the time to the first emulated ops).  Prints both, against the targets of
+docs/design.md §13: cold under 30 s on one core, warm under 2 s.
 
     ./.venv/bin/python tools/bench/compile.py [--json]
 """

@@ -14,7 +14,8 @@ through the real runner (emulator.run.runner), and prints:
   runner overhead  the parent's CPU time (sampling, progress, control) over the
                    workers' CPU time
 
-Targets (issue 5): local-fastpath efficiency >= 0.9 at every N, runner overhead < 2%.
+Targets (docs/design.md §13): local-fastpath efficiency >= 0.9 at every N, runner
+overhead < 2%.
 Each point is the median of --reps runs.  Workers are pinned with the `scatter`
 placement by default: one per physical core before any SMT sibling is used, so that up
 to the number of cores a point measures the emulator, not two hyperthreads sharing a

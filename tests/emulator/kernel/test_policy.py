@@ -20,7 +20,8 @@ from topo import ConfigError
 
 from ...conftest import assert_one_line_config_error
 
-# Written from /work/shared/series-notes.md and the v2 cover letter, not from the files:
+# Written from the series (docs/series.md §3 and §5, and the v2 cover letter), not from
+# the preset files:
 # (dead_caches, shrink_tolerates_enomem [4], nonpreemptible_free [5],
 #  sync_before_destroy [6], dead_discard_empty [7-8], track_full_slabs [re-parenting])
 SD = "self-destruct"

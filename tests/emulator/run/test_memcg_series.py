@@ -1,4 +1,4 @@
-"""The dead-cache series, state by state, in both modes (issue 6's expected behaviour).
+"""The dead-cache series, state by state, in both modes (docs/series.md §5 and §6).
 
 Each test runs a shipped scenario (configs/scenarios: memcg-churn, uaf-race,
 shrink-enomem), bounded in ops, under one policy preset, and checks what that state of

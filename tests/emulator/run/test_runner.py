@@ -1,6 +1,6 @@
-"""The runner at library level (design.md sections 5, 6 and 8): run_scenario on the shipped
-scenarios in both modes, the results directory, determinism of the schedule, pinning,
-worker logging through the parent, --duration, and mid-run invariant checks.
+"""The runner at library level (docs/design.md §7, §8 and §11): run_scenario on the
+shipped scenarios in both modes, the results directory, determinism of the schedule,
+pinning, worker logging through the parent, --duration, and mid-run invariant checks.
 
 Every run is small (a few thousand ops per CPU, or a second or two) so the file stays
 well under a minute on a two-core host.  The autouse fixture in tests/emulator/conftest.py
