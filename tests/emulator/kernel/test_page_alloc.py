@@ -287,3 +287,33 @@ def test_check_buddy_frame_in_two_free_blocks(fragmented):
     m.mem.zone[0, ZONE_NR_FREE_PAGES] += 1
     # lower orders are walked first: the order-o block is the one found overlapping
     _reports(m.mem, rf"^node 0 order {o}: pfn {lists[o][0]} in two free blocks$")
+
+
+def test_check_buddy_free_buddies_not_merged(fragmented):
+    # an allocated order-0 block whose buddy is free, freed without __free_one_page's merge
+    m, lists = fragmented
+    start = int(m.mem.zone[0, ZONE_START_PFN])
+    pfn = lists[0][0]
+    buddy = start + ((pfn - start) ^ 1)
+    assert not m.mem.page[buddy, PAGE_FLAGS] & PG_BUDDY  # allocated, on its own
+    m.mem.page[buddy, PAGE_FLAGS] = PG_BUDDY
+    m.mem.page[buddy, PAGE_PRIVATE] = 0
+    _free_list_add(m.mem, 0, 0, buddy)
+    m.mem.zone[0, ZONE_NR_FREE_PAGES] += 1
+    lo, hi = min(pfn, buddy), max(pfn, buddy)
+    assert check_buddy(m.mem) == [f"node 0 order 0: free buddies {lo} and {hi} not merged"]
+
+
+@pytest.mark.parametrize("how", ["unlisted", "marked"])
+def test_check_buddy_pg_buddy_off_the_lists(fragmented, how):
+    m, lists = fragmented
+    if how == "unlisted":  # a free block dropped from its list, counters kept: lost pages
+        o = next(o for o in range(1, MAX_ORDER) if lists[o])
+        pfn = lists[o][0]
+        _free_list_del(m.mem, 0, o, pfn)
+        m.mem.zone[0, ZONE_NR_FREE_PAGES] -= 1 << o
+    else:  # an allocated frame marked free but never listed
+        start = int(m.mem.zone[0, ZONE_START_PFN])
+        pfn = start + ((lists[0][0] - start) ^ 1)
+        m.mem.page[pfn, PAGE_FLAGS] |= PG_BUDDY
+    assert check_buddy(m.mem) == [f"pfn {pfn} has PG_buddy but heads no listed block"]
