@@ -1,9 +1,10 @@
 """The invariant checker can fail: every invariant it claims, broken once, is reported.
 
 Every other test asserts `check_kernel(...) == []`; these prove that an empty list means
-something.  One module fixture per allocator drives a small machine (two nodes of two
-CPUs) into a state where every structure the checker walks is populated, by real ops in
-the deterministic scheduler, checks that the state is clean, and snapshots the tables.
+something.  Module fixtures (SLUB, SLUB with track_full_slabs, SLAB) drive a small
+machine (two nodes of two CPUs) by real ops in the deterministic scheduler into a state
+where every structure the checker walks is populated, check that the state is clean,
+and snapshot the tables.
 Each test restores the snapshot, corrupts exactly one fact (sometimes one fact that takes
 two words to write, like a slab moved between lists with both counts kept right) and
 asserts that the checker reports it with the message naming the invariant.
