@@ -114,10 +114,12 @@ def _set_fc(mem, p, fl=None, inuse=None, frozen=None) -> None:
 
 
 def _slub_rows(s):
-    # CPU 0 fills four and a half slabs; CPU 2 frees one object of each of two full
-    # slabs (__slab_free freezes a full slab and put_cpu_partial()s it on CPU 2); CPU 0
-    # then allocates on node 1: node mismatch, deactivate_slab() sends its half-used
-    # cpu slab to node 0's n->partial and a node 1 slab becomes its c->page.
+    # CPU 0 fills four and a half slabs.  CPU 2 frees slots 0 and 20 as soon as they
+    # are filled: slot 0 while its slab is CPU 0's cpu slab (a remote free onto its page
+    # freelist, which CPU 0 takes back for slot 20), slot 20 once that slab is full and
+    # no CPU's (__slab_free freezes it and put_cpu_partial()s it on CPU 2).  CPU 0 then
+    # allocates on node 1: node mismatch, deactivate_slab() sends its half-used cpu slab
+    # to node 0's n->partial and a node 1 slab becomes its c->page.
     n = 90
     rows = [[0, OP_ALLOC, s, -1, i, 0] for i in range(n)]
     rows += [[2, OP_FREE, -1, -1, i, 0] for i in (0, 20)]
@@ -532,7 +534,7 @@ def _slab_facts(st: State) -> SlabFacts:
         walk(m.page, m.kmem_cache_node, st.node(0), S.KMEM_CACHE_NODE_PARTIAL_HEAD),
         walk(m.page, m.kmem_cache_node, st.node(0), S.KMEM_CACHE_NODE_FULL_HEAD),
         st.cpu(0), st.cpu(1), int(m.kmem_cache_node[st.node(0), S.KMEM_CACHE_NODE_SHARED]),
-        int(m.kmem_cache_node[st.node(1), S.KMEM_CACHE_NODE_ALIEN]) + 0)
+        int(m.kmem_cache_node[st.node(1), S.KMEM_CACHE_NODE_ALIEN]) + 0)  # + remote node 0
     assert nodes == 2 and f.num == 20
     assert len(f.partial) >= 2 and len(f.full) >= 2
     assert all(0 < m.page[p, S.PAGE_COUNTERS] < f.num for p in f.partial)
