@@ -3,8 +3,9 @@
 For SLAB caches (check_slab_cache): every slab is on the node list its active count
 says (slabs_full, slabs_partial, slabs_free), its freelist entries [active, num) are
 distinct object indices, free_objects == sum of (num - active) over the node's slabs,
-every array_cache entry (per-CPU, shared, alien) is an object of the cache not free in
-its slab and in no other array, and the allocated objects are the oracle's.
+every array_cache (per-CPU, shared, alien) has 0 <= avail <= limit, its entries are
+objects of the cache not free in their slab and in no other array, and the allocated
+objects are the oracle's.
 
 What it checks, from the tables alone (no jitted code), for every live SLUB cache:
   - every object of every slab is in exactly one place: on its page freelist, on the
@@ -290,9 +291,13 @@ def check_slab_cache(mem, s: int, nr_cpus: int, nr_nodes: int,
             arrays += [(al + r, f"alien array of node {nid} for node {r}") for r in range(nr_nodes) if r != nid]
     for row, label in arrays:
         avail = int(mem.array_cache[row, S.ARRAY_CACHE_AVAIL])
-        if not 0 <= avail <= int(mem.array_cache[row, S.ARRAY_CACHE_LIMIT]) and avail:
-            bad.append(f"{name}: {label} avail {avail} > limit {mem.array_cache[row, S.ARRAY_CACHE_LIMIT]}")
-        for i in range(avail):
+        limit = int(mem.array_cache[row, S.ARRAY_CACHE_LIMIT])
+        if avail > limit:
+            bad.append(f"{name}: {label} avail {avail} > limit {limit}")
+        elif avail < 0:
+            bad.append(f"{name}: {label} avail {avail} < 0")
+        # entry[] has room for the largest limit only: walk no further than limit
+        for i in range(max(0, min(avail, limit))):
             a = int(mem.ac_entry[row, i])
             if a not in objs_of:
                 bad.append(f"{name}: {label} holds {a:#x}, no object of the cache")

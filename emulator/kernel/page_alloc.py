@@ -22,12 +22,15 @@ lock_stat spinlock, lock row = node id).  Allocation counters of the preferred n
 (alloc_calls, fallbacks, failures, injected_failures) are atomic adds.
 
 Invariants (check_buddy):
-  sum over orders of nr_free[o] << o == nr_free_pages;
+  nr_free[o] == length of free list o; sum over orders of nr_free[o] << o == nr_free_pages;
   every block on free list o has PG_buddy, page_private == o, lies inside its node and is
-  aligned to 2^o relative to start_pfn; no frame is on two lists or in two blocks;
-  nr_free_pages + allocated pages == spanned_pages;
-  after every allocated block is freed, the node is back to its initial greedy blocks
-  (full coalescing).
+  aligned to 2^o relative to start_pfn; prev links match; no frame is on two lists or in
+  two blocks;
+  PG_buddy marks only the heads of listed blocks, so every frame of a node is in exactly
+  one free block or allocated: nr_free_pages + allocated pages == spanned_pages;
+  no two buddies of one order below MAX_ORDER - 1 are both listed (__free_one_page
+  merges them), so after every allocated block is freed the node is back to its initial
+  greedy blocks (full coalescing).
 """
 
 from __future__ import annotations
@@ -367,10 +370,12 @@ def check_buddy(mem) -> list[str]:
     bad: list[str] = []
     page, zone = mem.page, mem.zone
     owner = np.full(page.shape[0], -1, dtype=np.int64)
+    heads: set[int] = set()  # every listed block's head frame, all nodes
     for nid in range(zone.shape[0]):
         start = int(zone[nid, ZONE_START_PFN])
         spanned = int(zone[nid, ZONE_SPANNED_PAGES])
         total = 0
+        listed: dict[int, int] = {}  # head pfn -> order, this node
         for o in range(MAX_ORDER):
             count = 0
             pfn = int(zone[nid, ZONE_FREE_HEAD_0 + o])
@@ -393,6 +398,7 @@ def check_buddy(mem) -> list[str]:
                 if (blk >= 0).any():
                     bad.append(f"node {nid} order {o}: pfn {pfn} in two free blocks")
                 blk[:] = o
+                listed.setdefault(pfn, o)
                 total += 1 << o
                 prev = pfn
                 pfn = int(page[pfn, PAGE_LRU_NEXT])
@@ -400,4 +406,12 @@ def check_buddy(mem) -> list[str]:
                 bad.append(f"node {nid} order {o}: nr_free {zone[nid, ZONE_NR_FREE_0 + o]} != {count} listed")
         if total != zone[nid, ZONE_NR_FREE_PAGES]:
             bad.append(f"node {nid}: nr_free_pages {zone[nid, ZONE_NR_FREE_PAGES]} != {total} listed")
+        for pfn, o in listed.items():  # __free_one_page's merge left nothing to merge
+            buddy = start + ((pfn - start) ^ (1 << o))
+            if o < MAX_ORDER - 1 and buddy > pfn and listed.get(buddy) == o:
+                bad.append(f"node {nid} order {o}: free buddies {pfn} and {buddy} not merged")
+        heads.update(listed)
+    for pfn in np.flatnonzero((page[:, PAGE_FLAGS] & PG_BUDDY) != 0):
+        if int(pfn) not in heads:
+            bad.append(f"pfn {pfn} has PG_buddy but heads no listed block")
     return bad

@@ -3,7 +3,8 @@
 It knows nothing of freelists or slabs: it keeps the set of live objects and checks
 each completed operation against the tables it can read directly (struct page):
   - an allocation returns an address inside a slab page of the right cache, at an object
-    boundary, that is not live (or 0 when memory ran out);
+    boundary (s_mem + i * size with i < the slab's object count), that is not live (or 0
+    when memory ran out);
   - a free of a live object makes it not live and reports nothing;
   - a free of an object that was freed before is a double free, of anything else an
     invalid free: each must add exactly one KASAN report of that kind.
@@ -33,6 +34,19 @@ class SlabOracle:
             return int(p[pfn, S.PAGE_COMPOUND_HEAD])
         return pfn
 
+    def _objects(self, cache: int, pfn: int) -> int:
+        """How many objects slab pfn holds, from its struct page and its cache.
+
+        SLUB: page->objects, per slab: allocate_slab() (mm/slub.c) sets it to
+        oo_objects(s->oo), or to oo_objects(s->min) when the page allocator could not give
+        s->oo's order, so kmem_cache.objects (s->oo's count) bounds only the larger slabs.
+        SLAB: cachep->num for every slab; a SLAB cache has one gfporder and no fallback
+        (cache_grow() -> kmem_getpages(cachep, ...) in mm/slab.c)."""
+        if self.mem.kmem_cache[cache, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
+            word = int(self.mem.page[pfn, S.PAGE_FREELIST])
+            return (word >> S.SLUB_FC_OBJECTS_SHIFT) & S.MAX_OBJS_PER_PAGE
+        return int(self.mem.kmem_cache[cache, S.KMEM_CACHE_OBJECTS])
+
     def alloc(self, cache: int, size: int, addr: int):
         if addr == 0:
             return  # allowed: the emulated machine may run out of memory
@@ -53,8 +67,7 @@ class SlabOracle:
             return
         objsize = int(self.mem.kmem_cache[cache, S.KMEM_CACHE_SIZE])
         off = addr - (pfn << self.shift) - int(p[pfn, S.PAGE_S_MEM])
-        objects = int(self.mem.kmem_cache[cache, S.KMEM_CACHE_OBJECTS])
-        if off < 0 or off % objsize or off // objsize >= max(objects, 1) * 64:
+        if off < 0 or off % objsize or off // objsize >= self._objects(cache, pfn):
             self.errors.append(f"{addr:#x} is not an object boundary of cache {cache}")
         if addr % 8:
             self.errors.append(f"{addr:#x} is not 8-byte aligned")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +16,8 @@ from emulator.kernel.page_alloc import (
     __GFP_COMP,
     __GFP_THISNODE,
     __free_pages,
+    _free_list_add,
+    _free_list_del,
     alloc_pages_node,
     check_buddy,
     compound_head,
@@ -22,7 +26,19 @@ from emulator.kernel.page_alloc import (
     zone_stats,
 )
 from emulator.machine.machine import Machine, MachineConfig
-from emulator.machine.structs import MAX_ORDER, PAGE_NODE
+from emulator.machine.structs import (
+    MAX_ORDER,
+    PAGE_FLAGS,
+    PAGE_LRU_NEXT,
+    PAGE_LRU_PREV,
+    PAGE_NODE,
+    PAGE_PRIVATE,
+    PG_BUDDY,
+    ZONE_FREE_HEAD_0,
+    ZONE_NR_FREE_0,
+    ZONE_NR_FREE_PAGES,
+    ZONE_START_PFN,
+)
 
 from ..conftest import small_topology
 
@@ -173,3 +189,131 @@ def test_max_order_block_and_exhaustion(machine):
     assert zone_stats(m.mem, 2)["nr_free_pages"] == 0
     __free_pages(m.mem, blocks[0], MAX_ORDER - 1, 0)
     assert check_buddy(m.mem) == []
+
+
+# -- check_buddy can fail: each invariant broken once in a real state --------------------
+@pytest.fixture
+def fragmented(machine):
+    """Node 0 after real allocations and frees: several orders listed, some with two
+    or more blocks.  Returns the machine and node 0's free lists (order -> pfns)."""
+    m = machine
+    _boot(m)
+    got = [(int(alloc_pages_node(m.mem, 0, o, 0, 0)), o) for o in (0, 0, 1, 3, 0, 2, 0, 1, 0)]
+    for pfn, o in got[1::3]:  # free three of them: some merge, some cannot
+        assert __free_pages(m.mem, pfn, o, 0) == FREE_OK
+    assert check_buddy(m.mem) == []
+    lists = {o: _free_list(m.mem, 0, o) for o in range(MAX_ORDER)}
+    assert len(lists[0]) >= 2 and any(len(lists[o]) for o in range(1, MAX_ORDER))
+    return m, lists
+
+
+def _free_list(mem, nid, o):
+    out, pfn = [], int(mem.zone[nid, ZONE_FREE_HEAD_0 + o])
+    while pfn >= 0:
+        out.append(pfn)
+        pfn = int(mem.page[pfn, PAGE_LRU_NEXT])
+    return out
+
+
+def _reports(mem, pattern):
+    bad = check_buddy(mem)
+    assert any(re.search(pattern, b) for b in bad), f"no {pattern!r} in {bad[:6]}"
+    return bad
+
+
+def test_check_buddy_nr_free_of_an_order(fragmented):
+    m, lists = fragmented
+    m.mem.zone[0, ZONE_NR_FREE_0] += 1
+    _reports(m.mem, rf"^node 0 order 0: nr_free {len(lists[0]) + 1} != {len(lists[0])} listed$")
+
+
+def test_check_buddy_nr_free_pages(fragmented):
+    m, _ = fragmented
+    want = int(m.mem.zone[0, ZONE_NR_FREE_PAGES])
+    m.mem.zone[0, ZONE_NR_FREE_PAGES] -= 1
+    _reports(m.mem, rf"^node 0: nr_free_pages {want - 1} != {want} listed$")
+
+
+@pytest.mark.parametrize("what", ["PG_buddy", "order"])
+def test_check_buddy_listed_block_lacks_its_marks(fragmented, what):
+    m, lists = fragmented
+    pfn = lists[0][1]
+    if what == "PG_buddy":
+        m.mem.page[pfn, PAGE_FLAGS] &= ~PG_BUDDY
+    else:
+        m.mem.page[pfn, PAGE_PRIVATE] = 1  # a buddy order that is not its list's
+    _reports(m.mem, rf"^node 0 order 0: pfn {pfn} lacks PG_buddy/order$")
+
+
+def test_check_buddy_bad_prev_link(fragmented):
+    m, lists = fragmented
+    m.mem.page[lists[0][1], PAGE_LRU_PREV] = -1
+    _reports(m.mem, rf"^node 0 order 0: pfn {lists[0][1]} bad prev link$")
+
+
+def test_check_buddy_free_list_loops(fragmented):
+    m, lists = fragmented
+    m.mem.page[lists[0][-1], PAGE_LRU_NEXT] = lists[0][0]
+    _reports(m.mem, r"^node 0 order 0: free list loops$")
+
+
+def test_check_buddy_block_outside_its_node(fragmented):
+    m, lists = fragmented
+    other = int(m.mem.zone[2, ZONE_START_PFN])  # a frame of node 2 on node 0's list
+    m.mem.page[lists[0][-1], PAGE_LRU_NEXT] = other
+    _reports(m.mem, rf"^node 0 order 0: pfn {other} outside the node$")
+
+
+def test_check_buddy_block_filed_under_a_larger_order(fragmented):
+    # an order-0 block at an odd offset moved to the order-1 list, counters kept
+    m, lists = fragmented
+    start = int(m.mem.zone[0, ZONE_START_PFN])
+    pfn = next(p for p in lists[0] if (p - start) % 2)
+    _free_list_del(m.mem, 0, 0, pfn)
+    _free_list_add(m.mem, 0, 1, pfn)
+    m.mem.page[pfn, PAGE_PRIVATE] = 1
+    m.mem.zone[0, ZONE_NR_FREE_PAGES] += 1
+    _reports(m.mem, rf"^node 0 order 1: pfn {pfn} misaligned$")
+
+
+def test_check_buddy_frame_in_two_free_blocks(fragmented):
+    # the second frame of a free order >= 1 block listed again on its own
+    m, lists = fragmented
+    o = next(o for o in range(1, MAX_ORDER) if lists[o])
+    pfn = lists[o][0] + 1
+    m.mem.page[pfn, PAGE_FLAGS] |= PG_BUDDY
+    m.mem.page[pfn, PAGE_PRIVATE] = 0
+    _free_list_add(m.mem, 0, 0, pfn)
+    m.mem.zone[0, ZONE_NR_FREE_PAGES] += 1
+    # lower orders are walked first: the order-o block is the one found overlapping
+    _reports(m.mem, rf"^node 0 order {o}: pfn {lists[o][0]} in two free blocks$")
+
+
+def test_check_buddy_free_buddies_not_merged(fragmented):
+    # an allocated order-0 block whose buddy is free, freed without __free_one_page's merge
+    m, lists = fragmented
+    start = int(m.mem.zone[0, ZONE_START_PFN])
+    pfn = lists[0][0]
+    buddy = start + ((pfn - start) ^ 1)
+    assert not m.mem.page[buddy, PAGE_FLAGS] & PG_BUDDY  # allocated, on its own
+    m.mem.page[buddy, PAGE_FLAGS] = PG_BUDDY
+    m.mem.page[buddy, PAGE_PRIVATE] = 0
+    _free_list_add(m.mem, 0, 0, buddy)
+    m.mem.zone[0, ZONE_NR_FREE_PAGES] += 1
+    lo, hi = min(pfn, buddy), max(pfn, buddy)
+    assert check_buddy(m.mem) == [f"node 0 order 0: free buddies {lo} and {hi} not merged"]
+
+
+@pytest.mark.parametrize("how", ["unlisted", "marked"])
+def test_check_buddy_pg_buddy_off_the_lists(fragmented, how):
+    m, lists = fragmented
+    if how == "unlisted":  # a free block dropped from its list, counters kept: lost pages
+        o = next(o for o in range(1, MAX_ORDER) if lists[o])
+        pfn = lists[o][0]
+        _free_list_del(m.mem, 0, o, pfn)
+        m.mem.zone[0, ZONE_NR_FREE_PAGES] -= 1 << o
+    else:  # an allocated frame marked free but never listed
+        start = int(m.mem.zone[0, ZONE_START_PFN])
+        pfn = start + ((lists[0][0] - start) ^ 1)
+        m.mem.page[pfn, PAGE_FLAGS] |= PG_BUDDY
+    assert check_buddy(m.mem) == [f"pfn {pfn} has PG_buddy but heads no listed block"]

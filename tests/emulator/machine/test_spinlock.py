@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from numba import njit
 
 from emulator.machine.arena import Arena, LayoutBuilder
 from emulator.machine.atomics import load_relaxed, store_relaxed
 from emulator.machine.spinlock import (
+    _spin_lock_contended,
     check_lock_stats,
     init_lock,
     lock_holder,
@@ -20,7 +22,21 @@ from emulator.machine.spinlock import (
     spin_trylock,
     spin_unlock,
 )
-from emulator.machine.structs import LOCK_CLASS_LIST_LOCK, STRUCTS
+from emulator.machine.structs import (
+    LOCK_ACQ_BOUNCES,
+    LOCK_CLASS_LIST_LOCK,
+    LOCK_CON_BOUNCES,
+    LOCK_CONTENTIONS,
+    LOCK_HOLD_MAX,
+    LOCK_HOLD_MIN,
+    LOCK_HOLD_TOTAL,
+    LOCK_STATS,
+    LOCK_WAIT_MAX,
+    LOCK_WAIT_MIN,
+    LOCK_WAIT_TOTAL,
+    LOCK_WORD,
+    STRUCTS,
+)
 
 from ..conftest import needs_two_cpus, run_forked
 
@@ -112,4 +128,55 @@ def test_single_cpu_sequence_counts_bounces_exactly():
     st = lock_stat_row(locks, 0)
     # three spin_lock calls by cpu 3: the first bounces (no previous holder), then local
     assert st["acquisitions"] == 3 and st["acq_bounces"] == 1 and st["contentions"] == 0
+    assert check_lock_stats(locks, 0) == []
+
+
+# -- check_lock_stats can fail: each invariant broken once in a real row ----------------
+@njit(cache=True)
+def _contended_sequence(locks):
+    """Three acquisitions, the last two through the contended path: CPU 3 takes and drops
+    the lock, then CPU 5 twice finds its first try failed (entered as spin_lock does
+    after a failed cmpxchg) and takes the lock once it is free."""
+    spin_lock(locks, 0, 3)
+    spin_unlock(locks, 0)
+    _spin_lock_contended(locks, 0, 5)
+    spin_unlock(locks, 0)
+    _spin_lock_contended(locks, 0, 5)
+    spin_unlock(locks, 0)
+
+
+def _real_row():
+    locks = np.zeros((1, W), np.int64)
+    init_lock(locks, 0, LOCK_CLASS_LIST_LOCK)
+    _contended_sequence(locks)
+    st = lock_stat_row(locks, 0)
+    assert (st["acquisitions"], st["contentions"], st["con_bounces"], st["acq_bounces"]) == (3, 2, 1, 2)
+    assert check_lock_stats(locks, 0) == []
+    return locks
+
+
+@pytest.mark.parametrize("field,value,message", [
+    (LOCK_WORD, 6, "lock is held at a quiescent point"),
+    (LOCK_CONTENTIONS, 4, "contentions 4 > acquisitions 3"),
+    (LOCK_CON_BOUNCES, 3, "con_bounces > contentions"),
+    (LOCK_ACQ_BOUNCES, 4, "acq_bounces > acquisitions"),
+    (LOCK_WAIT_MIN, "max+1", "wait time min <= max <= total violated"),
+    (LOCK_WAIT_TOTAL, "max-1", "wait time min <= max <= total violated"),
+    (LOCK_HOLD_MIN, "max+1", "hold time min <= max <= total violated"),
+    (LOCK_HOLD_TOTAL, "max-1", "hold time min <= max <= total violated"),
+])
+def test_check_lock_stats_reports_each_invariant(field, value, message):
+    locks = _real_row()
+    if isinstance(value, str):  # relative to the row's own max
+        mx = locks[0, LOCK_WAIT_MAX if field in (LOCK_WAIT_MIN, LOCK_WAIT_TOTAL) else LOCK_HOLD_MAX]
+        value = mx + 1 if value == "max+1" else mx - 1
+    locks[0, field] = value
+    assert check_lock_stats(locks, 0) == [message]
+
+
+def test_check_lock_stats_ignores_the_times_of_a_raw_lock():
+    locks = _real_row()
+    locks[0, LOCK_HOLD_MIN] = locks[0, LOCK_HOLD_MAX] + 1
+    assert check_lock_stats(locks, 0) == ["hold time min <= max <= total violated"]
+    locks[0, LOCK_STATS] = 0  # stats off: times are not kept, so not checked
     assert check_lock_stats(locks, 0) == []
