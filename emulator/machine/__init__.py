@@ -1,9 +1,13 @@
 """The emulated hardware at run time: arena, atomics, struct layouts, locks, inboxes.
 
-Every module with jitted code imports this package first, so the module-keyed numba
-cache locator (emulator/cachekey.py) is installed here, before any function is jitted.
+Every module with jitted code imports this package first, so what decides how numba
+compiles and caches the emulator's functions is installed here, before any function is
+jitted: the module-keyed cache locator (emulator/cachekey.py) and one machine-code
+version per function and plain signature (emulator/jitconf.py).
 """
 
-from ..cachekey import install as _install_cache_locator
+from .. import cachekey as _cachekey
+from .. import jitconf as _jitconf
 
-_install_cache_locator()
+_cachekey.install()
+_jitconf.install()

@@ -261,20 +261,23 @@ def _control(k, cpus, tpc, ws):
     return -1
 
 
-@njit(cache=True)
-def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps):
+def worker_buffers(k):
+    """The two message buffers `worker_loop` fills while it steps (one inbox slot's
+    words each), allocated once per worker by its Python side: the loop itself allocates
+    nothing, so it compiles without NRT and no NRT-compiled wrapper links the whole model
+    into its machine code a second time."""
+    n = k.slots.shape[2] - 1
+    return np.zeros(n, np.int64), np.zeros(n, np.int64)
+
+
+@njit(cache=True, _nrt=False)  # the steps allocate nothing: no reference counting
+def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps, msg, wmsg):
     """Step the hosted CPUs `cpus` for up to `max_steps` steps.
 
     With one hosted CPU every step is that CPU's; with several, each step's CPU is drawn
     from ws[WS_RNG] and, while `schedule` has room, recorded there (as the index into
-    `cpus`).  Returns RET_BATCH, RET_FINISHED or RET_ABORTED."""
-    msg = np.zeros(k.slots.shape[2] - 1, np.int64)
-    wmsg = np.zeros(k.slots.shape[2] - 1, np.int64)
-    return _worker_steps(k, wp, wc, cpus, ws, schedule, max_steps, msg, wmsg)
-
-
-@njit(cache=True, _nrt=False)  # the steps allocate nothing: no reference counting
-def _worker_steps(k, wp, wc, cpus, ws, schedule, max_steps, msg, wmsg):
+    `cpus`).  `msg` and `wmsg` come from `worker_buffers`.  Returns RET_BATCH,
+    RET_FINISHED or RET_ABORTED."""
     tpc = k.config[S.CONFIG_NR_TASKS_PER_CPU]
     n = cpus.shape[0]
     cap = schedule.shape[0]

@@ -51,7 +51,8 @@ from ..machine import structs as S
 from ..machine.prng import seed_state
 from ..workload.generator import live_cap, seed_workload, workload_params
 from . import collect as C
-from .loop import RET_ABORTED, RET_FINISHED, WS_NR, WS_RNG, WS_SCHED_POS, wait_start, worker_loop
+from .loop import (RET_ABORTED, RET_FINISHED, WS_NR, WS_RNG, WS_SCHED_POS, wait_start, worker_buffers,
+                   worker_loop)
 
 log = logging.getLogger("slabemu")
 
@@ -204,8 +205,9 @@ def _worker_main(k, wp, wc, cpus, host_cpu, seed, index, parent_pid, cpu_ids):
         ws[WS_RNG] = seed_state(seed, 9000 + index)
         schedule = np.zeros(0, np.int64)
         cpus_arr = np.asarray(cpus, np.int64)
+        buffers = worker_buffers(k)
         while True:
-            r = worker_loop(k, wp, wc, cpus_arr, ws, schedule, BATCH_STEPS)
+            r = worker_loop(k, wp, wc, cpus_arr, ws, schedule, BATCH_STEPS, *buffers)
             if r == RET_FINISHED:
                 wlog.info("worker %d: finished, %d ops", index,
                           int(sum(k.wl[c, S.WORKLOAD_OPS] for c in cpus)))
@@ -377,6 +379,7 @@ class Run:
         ws[WS_RNG] = seed_state(sc.seed, 9000)
         schedule = np.zeros(SCHEDULE_CAP, np.int64)
         cpus = np.asarray(plan.cpus, np.int64)
+        buffers = worker_buffers(k)
         progress = Progress(self.opt.progress, (sc.ops_per_cpu or 0) * K.nr_cpus or None,
                             sc.duration, self.opt.quiet)
         self.t_start = time.monotonic()
@@ -385,7 +388,7 @@ class Run:
         try:
             with open(self.out / "schedule.bin", "wb") as sched_file:
                 while True:
-                    r = worker_loop(k, wp, wc, cpus, ws, schedule, SCHEDULE_CAP)
+                    r = worker_loop(k, wp, wc, cpus, ws, schedule, SCHEDULE_CAP, *buffers)
                     sched_file.write(schedule[:ws[WS_SCHED_POS]].astype("<i4").tobytes())
                     ws[WS_SCHED_POS] = 0
                     now = time.monotonic()

@@ -15,9 +15,12 @@ machine code is missing from the cache, so a warm start prints nothing.
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
 import re
 import sys
+import threading
 import time
 
 import numpy as np
@@ -97,6 +100,20 @@ class CompileProgress(Listener):
         elif now - self._last >= self.interval:
             self._last = now
             self._line(f"[{self.done}/{self.total}] {self._name(ev)}, {now - self._t0:.0f} s")
+
+    def child_done(self, module: str, name: str) -> None:
+        """A function a forked compile process (`_precompile_parallel`) finished."""
+        self.done += 1
+        self.per_module[module] = self.per_module.get(module, 0) + 1
+        self.total = max(self.total, self.done)
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, total=self.total)
+        elif now - self._last >= self.interval:
+            self._last = now
+            self._line(f"[{self.done}/{self.total}] {name}, {now - self._t0:.0f} s")
 
     @staticmethod
     def _name(ev) -> str:
@@ -187,14 +204,20 @@ def warm_kernel(verbose: bool = False, allocators=("slub", "slab")) -> float:
 
 
 def warm_up(verbose: bool = False, allocators=("slub", "slab"), scripted: bool = False,
-            quiet: bool = False) -> float:
+            quiet: bool = False, jobs: int | None = None) -> float:
     """What a run executes: the worker loop, the workload generator and every kernel path
     under them, on a tiny machine of each allocator in `allocators` (the jitted code is
     the same for both: one machine compiles everything, the other only loads).  With
     `scripted`, the scripted scheduler too (what the tests use).  Compile progress goes to
-    stderr unless `quiet`.  Returns the seconds it took."""
-    with CompileProgress(quiet=quiet):
+    stderr unless `quiet`.  On a cold cache and more than one allowed CPU (`jobs`, default:
+    the process's CPU affinity), independent parts compile in forked processes first
+    (`_precompile_parallel`).  Returns the seconds it took."""
+    with CompileProgress(quiet=quiet) as progress:
         t0 = time.monotonic()
+        if jobs is None:
+            jobs = len(os.sched_getaffinity(0))
+        if jobs > 1 and progress.total >= _PARALLEL_FROM:
+            _precompile_parallel(progress, scripted)
         if scripted:
             warm_kernel(allocators=allocators)
         _warm_loop(allocators)
@@ -209,7 +232,7 @@ def _warm_loop(allocators) -> None:
     from ..machine import structs as S
     from ..workload.generator import WC_NR, WP_NR, seed_workload
     from ..workload import generator as G
-    from .loop import RET_BATCH, WS_NR, wait_start, worker_loop
+    from .loop import RET_BATCH, WS_NR, wait_start, worker_buffers, worker_loop
 
     topo = warm_up_topology()
     for allocator in allocators:
@@ -244,9 +267,137 @@ def _warm_loop(allocators) -> None:
             ws[0] = 12345
             schedule = np.zeros(64, np.int64)
             for _ in range(1000):
-                if worker_loop(k, wp, wc, np.arange(2, dtype=np.int64), ws, schedule, 4096) != RET_BATCH:
+                if worker_loop(k, wp, wc, np.arange(2, dtype=np.int64), ws, schedule, 4096,
+                               *worker_buffers(k)) != RET_BATCH:
                     break
                 ws[2] = 0
+
+
+# -- a cold compile on two CPUs ------------------------------------------------------------
+# numba compiles one function at a time, each after its callees.  Under ops.py the call
+# graph has two large independent halves, SLAB's and SLUB's with the memcg layer; above
+# them sits a serial top (ops.py's phase machine, op_step, the worker loop).  On a cold
+# cache a forked child compiles SLAB's half into the shared on-disk cache while the parent
+# compiles the other; the parent then compiles the top, loading both halves from the
+# cache, while a second child compiles the scripted scheduler when the tests need it.
+# Each unit is compiled with the signature its callers use (the tables, then int64s: the
+# arguments are table words, and calls between the emulator's functions are typed
+# unliteral, emulator/jitconf.py) and with NRT off, as it inherits from op_step
+# (docs/design.md §10); a unit whose signature drifted from its callers' only costs a
+# second compile, which tests/emulator/run/test_warmup.py would show.  Nothing depends
+# on the split for correctness: whatever a child did not compile, the serial warm-up does.
+_PARALLEL_FROM = 40  # functions missing from the cache before forking pays off
+
+_SLAB_HALF = (  # SLAB's entry points under ops.py, the ops.py steps that only SLAB uses
+    ("kernel.slab", "__cache_free"), ("kernel.slab", "do_drain"),
+    ("kernel.slab", "slab_alloc_node"), ("kernel.slab", "drain_alien_cache"),
+    ("kernel.slab", "shrink_drain_shared"), ("kernel.slab", "shrink_free_node"),
+    ("kernel.slab", "cache_reap_one"), ("kernel.ops", "_slab_shrink"),
+    ("kernel.ops", "_reap_step"),
+)
+_SLUB_HALF = (  # SLUB's and the memcg layer's steps under ops.py
+    ("kernel.ops", "_slub_shrink"), ("kernel.ops", "kmalloc_large_node"),
+    ("kernel.ops", "_destroy_step"), ("kernel.ops", "_offline_step"),
+    ("kernel.ops", "on_each_cpu_cond"), ("kernel.ops", "_handle_pending_ipis"),
+    ("kernel.ops", "kfree_inline"), ("kernel.ops", "_free_step"),
+)
+_TOP = (("kernel.ops", "shrink_step"), ("kernel.ops", "op_step"))
+
+
+def _compile_units(units, mem_type) -> None:
+    import importlib
+
+    from numba.core import types
+    from numba.core.compiler import Flags
+    from numba.core.targetconfig import ConfigStack
+
+    inherited = Flags()
+    inherited.nrt = False  # as under op_step (_nrt=False)
+    with ConfigStack().enter(inherited):
+        for module, name in units:
+            disp = getattr(importlib.import_module(f"emulator.{module}"), name, None)
+            if disp is None or not hasattr(disp, "compile"):
+                continue
+            arity = len(inspect.signature(disp.py_func).parameters)
+            try:
+                disp.compile((mem_type,) + (types.int64,) * (arity - 1))
+            except Exception:  # the serial warm-up compiles it from its callers
+                pass
+
+
+class _PipeReport(Listener):
+    """In a compile child: the name of each compiled function, one line each, to the
+    parent's progress."""
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self.fd = fd
+
+    def on_start(self, ev):
+        pass
+
+    def on_end(self, ev):
+        try:
+            module = getattr(ev.data["dispatcher"].py_func, "__module__", None) or "?"
+            os.write(self.fd, f"{module}\t{CompileProgress._name(ev)}\n".encode())
+        except OSError:
+            pass
+
+
+def _fork_compile(progress: CompileProgress, work) -> tuple[int, threading.Thread]:
+    """Run `work()` in a forked child that reports its compiles to `progress`."""
+    from numba.core import event
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compile, report, never return into the parent's code
+        status = 1
+        try:
+            os.close(r)
+            event.unregister("numba:compile", progress)
+            event.register("numba:compile", _PipeReport(w))
+            work()
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(w)
+
+    def pump():
+        with os.fdopen(r) as f:
+            for line in f:
+                module, _, name = line.rstrip("\n").partition("\t")
+                progress.child_done(module, name)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    return pid, reader
+
+
+def _join(child: tuple[int, threading.Thread]) -> None:
+    pid, reader = child
+    os.waitpid(pid, 0)
+    reader.join()
+
+
+def _precompile_parallel(progress: CompileProgress, scripted: bool) -> None:
+    import numba
+
+    from ..kernel.boot import Kernel
+
+    with Kernel(warm_up_topology(), "slub") as K:
+        mem_type = numba.typeof(K.mem)
+    child = _fork_compile(progress, lambda: _compile_units(_SLAB_HALF, mem_type))
+    try:
+        _compile_units(_SLUB_HALF, mem_type)
+    finally:
+        _join(child)
+    _compile_units(_TOP, mem_type)
+    if scripted:  # the scripted scheduler beside the worker loop
+        child = _fork_compile(progress, lambda: warm_kernel(allocators=("slub",)))
+        try:
+            _warm_loop(("slub",))
+        finally:
+            _join(child)
 
 
 if __name__ == "__main__":
