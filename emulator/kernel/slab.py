@@ -49,6 +49,7 @@ from __future__ import annotations
 from numba import njit
 
 from ..machine import structs as S
+from ..machine.machine import ac_alien_row, ac_cpu_row, ac_shared_row
 from ..machine.spinlock import spin_lock, spin_trylock, spin_unlock
 from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
@@ -68,7 +69,7 @@ L_FREE = 2
 @njit(cache=True, inline="always")
 def ac_cpu(k, s, cpu):
     """Row of cpu_cache_get(cachep) for `cpu`."""
-    return s * k.machine[0, S.MACHINE_NR_CPUS] + cpu
+    return ac_cpu_row(k.machine[0, S.MACHINE_NR_CPUS], s, cpu)
 
 
 @njit(cache=True)
@@ -76,8 +77,8 @@ def ac_shared(k, s, nid):
     """Row of n->shared (node nid), or -1."""
     if k.kmem_cache[s, S.KMEM_CACHE_SHARED] == 0:
         return -1
-    caches = k.kmem_cache.shape[0]
-    return caches * k.machine[0, S.MACHINE_NR_CPUS] + s * k.machine[0, S.MACHINE_NR_NODES] + nid
+    return ac_shared_row(k.machine[0, S.MACHINE_NR_CPUS], k.machine[0, S.MACHINE_NR_NODES],
+                         k.kmem_cache.shape[0], s, nid)
 
 
 @njit(cache=True)
@@ -86,9 +87,7 @@ def ac_alien(k, s, nid, remote):
     nodes = k.machine[0, S.MACHINE_NR_NODES]
     if nodes <= 1 or remote == nid or k.kmem_cache[s, S.KMEM_CACHE_ALIEN_LIMIT] == 0:
         return -1
-    caches = k.kmem_cache.shape[0]
-    base = caches * (k.machine[0, S.MACHINE_NR_CPUS] + nodes)
-    return base + (s * nodes + nid) * nodes + remote
+    return ac_alien_row(k.machine[0, S.MACHINE_NR_CPUS], nodes, k.kmem_cache.shape[0], s, nid, remote)
 
 
 @njit(cache=True, inline="always")
