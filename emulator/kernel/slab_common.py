@@ -185,6 +185,8 @@ def kasan_report(k, bug, cpu, task, op, phase, addr, size, cache, shadow):
         k.kasan_report[r, S.KASAN_REPORT_FREED_CPU_OP] = -1
         k.kasan_report[r, S.KASAN_REPORT_FREED_CPU_PHASE] = -1
         k.kasan_report[r, S.KASAN_REPORT_CPU_PREV_OP] = k.task[task, S.TASK_PREV_OP] if task >= 0 else -1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_ROOT] = -1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_MEMCG] = -1
     return n
 
 
@@ -216,8 +218,8 @@ def report_cache_uaf(k, s, cpu, task, op, phase):
         k.kasan_report[r, S.KASAN_REPORT_FREED_CPU] = k.kmem_cache[s, S.KMEM_CACHE_FREED_CPU]
         k.kasan_report[r, S.KASAN_REPORT_FREED_OP] = OP_CACHE_DESTROY
         k.kasan_report[r, S.KASAN_REPORT_FREED_PHASE] = k.kmem_cache[s, S.KMEM_CACHE_FREED_PHASE]
-        k.kasan_report[r, S.KASAN_REPORT_SIZE] = k.kmem_cache[s, S.KMEM_CACHE_FREED_ROOT]
-        k.kasan_report[r, S.KASAN_REPORT_SHADOW] = k.kmem_cache[s, S.KMEM_CACHE_FREED_MEMCG]
+        k.kasan_report[r, S.KASAN_REPORT_FREED_ROOT] = k.kmem_cache[s, S.KMEM_CACHE_FREED_ROOT]
+        k.kasan_report[r, S.KASAN_REPORT_FREED_MEMCG] = k.kmem_cache[s, S.KMEM_CACHE_FREED_MEMCG]
         k.kasan_report[r, S.KASAN_REPORT_ALLOC_CPU] = k.kmem_cache[s, S.KMEM_CACHE_CREATED_CPU]
         fc = k.kmem_cache[s, S.KMEM_CACHE_FREED_CPU]
         if 0 <= fc < k.machine[0, S.MACHINE_NR_CPUS]:

@@ -313,7 +313,7 @@ STRUCTS: dict[str, Struct] = {
                 "op",
                 "phase",
                 "addr",
-                "size",
+                "size",  # bytes accessed (0: a free, or a touch of a freed descriptor)
                 "cache",
                 "shadow",  # the shadow byte hit
                 "freed_cpu",
@@ -324,6 +324,8 @@ STRUCTS: dict[str, Struct] = {
                 "freed_cpu_op",  # the freeing CPU at report time: its workload task's op
                 "freed_cpu_phase",  # ... and phase
                 "cpu_prev_op",  # the reporting CPU's previous op (its last event before)
+                "freed_root",  # a freed cache: what it was, its root cache row (-1: none)
+                "freed_memcg",  # ... and its memcg row (kmem_cache.freed_root/freed_memcg)
             ),
             doc="One KASAN-style report.",
         ),
