@@ -61,22 +61,55 @@ def _free_area_fields() -> tuple[str, ...]:
 
 
 
-# CONFIG_SLUB_STATS items, in the order of enum stat_item (include/linux/slub_def.h, 3.16).
+# CONFIG_SLUB_STATS items, in the order of enum stat_item, with its comments
+# (include/linux/slub_def.h, 3.16).
 SLUB_STAT_ITEMS = (
-    "ALLOC_FASTPATH", "ALLOC_SLOWPATH", "FREE_FASTPATH", "FREE_SLOWPATH", "FREE_FROZEN",
-    "FREE_ADD_PARTIAL", "FREE_REMOVE_PARTIAL", "ALLOC_FROM_PARTIAL", "ALLOC_SLAB",
-    "ALLOC_REFILL", "ALLOC_NODE_MISMATCH", "FREE_SLAB", "CPUSLAB_FLUSH", "DEACTIVATE_FULL",
-    "DEACTIVATE_EMPTY", "DEACTIVATE_TO_HEAD", "DEACTIVATE_TO_TAIL",
-    "DEACTIVATE_REMOTE_FREES", "DEACTIVATE_BYPASS", "ORDER_FALLBACK",
-    "CMPXCHG_DOUBLE_CPU_FAIL", "CMPXCHG_DOUBLE_FAIL", "CPU_PARTIAL_ALLOC",
-    "CPU_PARTIAL_FREE", "CPU_PARTIAL_NODE", "CPU_PARTIAL_DRAIN",
+    "ALLOC_FASTPATH",  # Allocation from cpu slab
+    "ALLOC_SLOWPATH",  # Allocation by getting a new cpu slab
+    "FREE_FASTPATH",  # Free to cpu slab
+    "FREE_SLOWPATH",  # Freeing not to cpu slab
+    "FREE_FROZEN",  # Freeing to frozen slab
+    "FREE_ADD_PARTIAL",  # Freeing moves slab to partial list
+    "FREE_REMOVE_PARTIAL",  # Freeing removes last object
+    "ALLOC_FROM_PARTIAL",  # Cpu slab acquired from node partial list
+    "ALLOC_SLAB",  # Cpu slab acquired from page allocator
+    "ALLOC_REFILL",  # Refill cpu slab from slab freelist
+    "ALLOC_NODE_MISMATCH",  # Switching cpu slab
+    "FREE_SLAB",  # Slab freed to the page allocator
+    "CPUSLAB_FLUSH",  # Abandoning of the cpu slab
+    "DEACTIVATE_FULL",  # Cpu slab was full when deactivated
+    "DEACTIVATE_EMPTY",  # Cpu slab was empty when deactivated
+    "DEACTIVATE_TO_HEAD",  # Cpu slab was moved to the head of partials
+    "DEACTIVATE_TO_TAIL",  # Cpu slab was moved to the tail of partials
+    "DEACTIVATE_REMOTE_FREES",  # Slab contained remotely freed objects
+    "DEACTIVATE_BYPASS",  # Implicit deactivation
+    "ORDER_FALLBACK",  # Number of times fallback was necessary
+    "CMPXCHG_DOUBLE_CPU_FAIL",  # Failure of this_cpu_cmpxchg_double
+    "CMPXCHG_DOUBLE_FAIL",  # Number of times that cmpxchg double did not match
+    "CPU_PARTIAL_ALLOC",  # Used cpu partial on alloc
+    "CPU_PARTIAL_FREE",  # Refill cpu partial on free
+    "CPU_PARTIAL_NODE",  # Refill cpu partial from node partial
+    "CPU_PARTIAL_DRAIN",  # Drain cpu partial to node partial
 )
 NR_SLUB_STAT_ITEMS = len(SLUB_STAT_ITEMS)
 
-# SLAB's counters (STATS in mm/slab.c, per cache; kept per CPU here to avoid sharing).
+# SLAB's counters: mm/slab.c's STATS_INC_* / STATS_ADD_* items (CONFIG_DEBUG_SLAB's
+# statistics, per cache there; kept per CPU here to avoid sharing), plus two of this
+# model's own.  Each comment names the macro.
 SLAB_STAT_ITEMS = (
-    "ALLOCHIT", "ALLOCMISS", "FREEHIT", "FREEMISS", "NODEALLOCS", "NODEFREES",
-    "NODE_OVERFLOW", "ALIEN_FREE_HIT", "ALIEN_FREE_MISS", "REAPED", "GROWN", "FREELIMIT",
+    "ALLOCHIT",  # allocation from the CPU's array_cache (STATS_INC_ALLOCHIT)
+    "ALLOCMISS",  # allocation finding the CPU's array empty: a refill (STATS_INC_ALLOCMISS)
+    "FREEHIT",  # free into the CPU's array_cache (STATS_INC_FREEHIT)
+    "FREEMISS",  # free finding the CPU's array full: cache_flusharray (STATS_INC_FREEMISS)
+    "NODEALLOCS",  # object taken from a node's slab lists by ____cache_alloc_node
+    #                (STATS_INC_NODEALLOCS)
+    "NODEFREES",  # free of another node's object, cache_free_alien (STATS_INC_NODEFREES)
+    "NODE_OVERFLOW",  # alien array full, drained to its home node (STATS_INC_ACOVERFLOW)
+    "ALIEN_FREE_HIT",  # this model's own: an alien free that found room in the array
+    "ALIEN_FREE_MISS",  # this model's own: an alien free that drained the array first
+    "REAPED",  # slabs freed by cache_reap's drain_freelist (STATS_ADD_REAPED)
+    "GROWN",  # slabs added by cache_grow (STATS_INC_GROWN)
+    "FREELIMIT",  # not counted by the model: always 0
 )
 NR_SLAB_STAT_ITEMS = len(SLAB_STAT_ITEMS)
 
