@@ -201,11 +201,11 @@ def alloc_mgmt_obj(k, fc, nid, cpu):
         # The freelist cache is on-slab (off-slab caches hold objects of at least
         # PAGE_SIZE/32 bytes, their freelists are smaller): no recursion.
         offset = _next_colour(k, fc, nid, cpu)
-        pfn = _getpages(k, fc, nid, cpu, True)
+        pfn = kmem_getpages(k, fc, nid, cpu, True)
         if pfn == 0:
             return 0
-        addr = pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]
-        _init_slab(k, fc, pfn, addr + offset, offset + k.kmem_cache[fc, S.KMEM_CACHE_FREELIST_SIZE], cpu)
+        fl, s_mem = freelist_on_slab(k, fc, pfn, offset)
+        _init_slab(k, fc, pfn, fl, s_mem, cpu)
     return 0
 
 
@@ -225,7 +225,7 @@ def _next_colour(k, s, nid, cpu):
 
 
 @njit(cache=True)
-def _getpages(k, s, nid, cpu, thisnode):
+def kmem_getpages(k, s, nid, cpu, thisnode):
     """kmem_getpages(): the slab's pages on node nid (0 on failure)."""
     order = k.kmem_cache[s, S.KMEM_CACHE_ORDER]
     gfp = __GFP_COMP if order > 0 else 0
@@ -235,11 +235,48 @@ def _getpages(k, s, nid, cpu, thisnode):
     return pfn if pfn > 0 else 0
 
 
+@njit(cache=True, inline="always")
+def freelist_on_slab(k, s, pfn, colour_off):
+    """alloc_slabmgmt()'s on-slab case: (freelist, s_mem), the freelist at the colour
+    offset and the objects right after it."""
+    addr = pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]
+    return addr + colour_off, colour_off + k.kmem_cache[s, S.KMEM_CACHE_FREELIST_SIZE]
+
+
+@njit(cache=True)
+def alloc_slabmgmt(k, s, pfn, colour_off, cpu):
+    """alloc_slabmgmt(): the new slab's (freelist, s_mem): off-slab, an object of the
+    freelist cache and the objects from the colour offset on; else freelist_on_slab().
+    (0, 0) when the freelist cache has no object to give."""
+    if k.kmem_cache[s, S.KMEM_CACHE_OFF_SLAB] == 0:
+        return freelist_on_slab(k, s, pfn, colour_off)
+    fl = alloc_mgmt_obj(k, k.kmem_cache[s, S.KMEM_CACHE_FREELIST_CACHE], k.page[pfn, S.PAGE_NODE], cpu)
+    if fl == 0:
+        return 0, 0
+    return fl, colour_off
+
+
+@njit(cache=True)
+def cache_init_objs(k, s, pfn):
+    """cache_init_objs(): every object of the new slab free (freelist[i] = i); with
+    KASAN, the objects poisoned KASAN_KMALLOC_FREE, the rest KASAN_SLAB_PADDING."""
+    num = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
+    for i in range(num):
+        set_free_obj(k, s, pfn, i, i)
+    if k.machine[0, S.MACHINE_KASAN] != 0:
+        shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
+        addr = pfn << shift
+        size = k.kmem_cache[s, S.KMEM_CACHE_SIZE]
+        end = addr + ((1 << k.kmem_cache[s, S.KMEM_CACHE_ORDER]) << shift)
+        kasan_poison_shadow(k.shadow, addr, end - addr, KASAN_SLAB_PADDING)
+        kasan_poison_shadow(k.shadow, addr + k.page[pfn, S.PAGE_S_MEM], num * size, KASAN_KMALLOC_FREE)
+
+
 @njit(cache=True)
 def _init_slab(k, s, pfn, fl, s_mem, cpu):
-    """slab_map_pages() + cache_init_objs(), then the slab joins slabs_free."""
-    shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
-    addr = pfn << shift
+    """cache_grow() once it has the pages and the freelist: slab_map_pages() and the
+    page's freelist, active and s_mem, cache_init_objs(), then the slab joins
+    slabs_free."""
     num = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
     order = k.kmem_cache[s, S.KMEM_CACHE_ORDER]
     k.page[pfn, S.PAGE_SLAB_CACHE] = s
@@ -249,13 +286,7 @@ def _init_slab(k, s, pfn, fl, s_mem, cpu):
     k.page[pfn, S.PAGE_S_MEM] = s_mem
     k.page[pfn, S.PAGE_LRU_NEXT] = 0
     k.page[pfn, S.PAGE_LRU_PREV] = 0
-    for i in range(num):
-        set_free_obj(k, s, pfn, i, i)
-    if k.machine[0, S.MACHINE_KASAN] != 0:
-        size = k.kmem_cache[s, S.KMEM_CACHE_SIZE]
-        end = addr + ((1 << order) << shift)
-        kasan_poison_shadow(k.shadow, addr, end - addr, KASAN_SLAB_PADDING)
-        kasan_poison_shadow(k.shadow, addr + s_mem, num * size, KASAN_KMALLOC_FREE)
+    cache_init_objs(k, s, pfn)
     n = node_row(k, s, k.page[pfn, S.PAGE_NODE])
     lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
     spin_lock(k.lock, lock, cpu)
@@ -269,24 +300,19 @@ def _init_slab(k, s, pfn, fl, s_mem, cpu):
 
 
 @njit(cache=True)
-def _grow(k, s, nid, cpu, thisnode, given):
+def cache_grow(k, s, nid, cpu, thisnode, given):
     """cache_grow(): a new slab on node nid (or on the `given` pages) onto slabs_free."""
     offset = _next_colour(k, s, nid, cpu)
     pfn = given
     if pfn == 0:
-        pfn = _getpages(k, s, nid, cpu, thisnode)
+        pfn = kmem_getpages(k, s, nid, cpu, thisnode)
         if pfn == 0:
             return False
-    addr = pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]
-    # alloc_slabmgmt()
-    if k.kmem_cache[s, S.KMEM_CACHE_OFF_SLAB] != 0:
-        fl = alloc_mgmt_obj(k, k.kmem_cache[s, S.KMEM_CACHE_FREELIST_CACHE], k.page[pfn, S.PAGE_NODE], cpu)
-        if fl == 0:
-            __free_pages(k, pfn, k.kmem_cache[s, S.KMEM_CACHE_ORDER], cpu)
-            return False
-        _init_slab(k, s, pfn, fl, offset, cpu)
-    else:
-        _init_slab(k, s, pfn, addr + offset, offset + k.kmem_cache[s, S.KMEM_CACHE_FREELIST_SIZE], cpu)
+    fl, s_mem = alloc_slabmgmt(k, s, pfn, offset, cpu)
+    if fl == 0:
+        __free_pages(k, pfn, k.kmem_cache[s, S.KMEM_CACHE_ORDER], cpu)
+        return False
+    _init_slab(k, s, pfn, fl, s_mem, cpu)
     return True
 
 
@@ -419,7 +445,7 @@ def cache_alloc_refill(k, s, cpu):
             k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] -= k.array_cache[ac, S.ARRAY_CACHE_AVAIL]
         spin_unlock(k.lock, lock)
         if k.array_cache[ac, S.ARRAY_CACHE_AVAIL] == 0:
-            grew = _grow(k, s, nid, cpu, True, 0)
+            grew = cache_grow(k, s, nid, cpu, True, 0)
             if not grew and k.array_cache[ac, S.ARRAY_CACHE_AVAIL] == 0:
                 return 0
             if k.array_cache[ac, S.ARRAY_CACHE_AVAIL] == 0:
@@ -476,7 +502,7 @@ def _alloc_from_node(k, s, nid, cpu):
             spin_unlock(k.lock, lock)
             return obj
         spin_unlock(k.lock, lock)
-        if k.zone[nid, S.ZONE_SPANNED_PAGES] == 0 or not _grow(k, s, nid, cpu, True, 0):
+        if k.zone[nid, S.ZONE_SPANNED_PAGES] == 0 or not cache_grow(k, s, nid, cpu, True, 0):
             return 0
 
 
@@ -507,7 +533,7 @@ def fallback_alloc(k, s, cpu):
     if pfn < 0:
         return 0
     nid = k.page[pfn, S.PAGE_NODE]
-    if not _grow(k, s, nid, cpu, True, pfn):
+    if not cache_grow(k, s, nid, cpu, True, pfn):
         return 0
     return _alloc_from_node(k, s, nid, cpu)
 
