@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..machine import structs as S
-from ..machine.machine import Machine, MachineConfig
+from ..machine.machine import Closing, Machine, MachineConfig
 from ..machine.prng import seed_state
 from .geometry import (
     MachineParams,
@@ -52,7 +52,7 @@ class CacheInfo:
     memcg: int = -1
 
 
-class Kernel:
+class Kernel(Closing):
     """A booted emulated kernel on a fresh machine.  Use as a context manager."""
 
     def __init__(self, topology, allocator: str = "slub", *, kasan: bool = True,
@@ -145,6 +145,8 @@ class Kernel:
         row[S.KMEM_CACHE_MEMCG_PARAMS] = -1
         row[S.KMEM_CACHE_ROOT_CACHE] = -1
         row[S.KMEM_CACHE_FREELIST_CACHE] = -1
+        # One line per descriptor field, the common ones above, SLUB's or SLAB's below:
+        # the lists are alike in shape only (each allocator fills its own fields).
         if isinstance(g, SlubGeometry):
             row[S.KMEM_CACHE_ALLOCATOR] = S.ALLOCATOR_SLUB
             row[S.KMEM_CACHE_OFFSET] = g.offset
@@ -246,9 +248,3 @@ class Kernel:
     def close(self) -> None:
         self.mem = None
         self.machine.close()
-
-    def __enter__(self) -> "Kernel":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

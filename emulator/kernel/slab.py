@@ -91,35 +91,37 @@ def ac_alien(k, s, nid, remote):
 
 
 @njit(cache=True, inline="always")
+def _cpu_array_and_node(k, s, cpu):
+    """(this CPU's array_cache row, its memory node, that node's kmem_cache_node row and
+    list_lock row): what cache_alloc_refill and do_drain work on."""
+    nid = k.cpu[cpu, S.CPU_MEM_NODE]
+    n = node_row(k, s, nid)
+    return ac_cpu(k, s, cpu), nid, n, k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
+
+
+@njit(cache=True, inline="always")
 def stat(k, s, cpu, item):
     k.kmem_cache_cpu[s * k.machine[0, S.MACHINE_NR_CPUS] + cpu, S.CPU_SLAB_STAT + item] += 1
 
 
 @njit(cache=True)
-def _head(item):
-    if item == L_PARTIAL:
-        return S.KMEM_CACHE_NODE_PARTIAL_HEAD
-    if item == L_FULL:
-        return S.KMEM_CACHE_NODE_FULL_HEAD
-    return S.KMEM_CACHE_NODE_FREE_HEAD
+def _list_fields(which):
+    """kmem_cache_node's (head, count) fields of slabs_partial, slabs_full or slabs_free
+    (the tail is the field after the head)."""
+    if which == L_PARTIAL:
+        return S.KMEM_CACHE_NODE_PARTIAL_HEAD, S.KMEM_CACHE_NODE_NR_PARTIAL
+    if which == L_FULL:
+        return S.KMEM_CACHE_NODE_FULL_HEAD, S.KMEM_CACHE_NODE_NR_FULL
+    return S.KMEM_CACHE_NODE_FREE_HEAD, S.KMEM_CACHE_NODE_NR_FREE
 
 
 @njit(cache=True)
 def _list_add(k, n, which, pfn, tail):
-    h = _head(which)
+    h, count = _list_fields(which)
     if tail:
-        list_add_tail(k.page, k.kmem_cache_node, n, h, h + 1, _count(which), pfn)
+        list_add_tail(k.page, k.kmem_cache_node, n, h, h + 1, count, pfn)
     else:
-        list_add(k.page, k.kmem_cache_node, n, h, h + 1, _count(which), pfn)
-
-
-@njit(cache=True)
-def _count(which):
-    if which == L_PARTIAL:
-        return S.KMEM_CACHE_NODE_NR_PARTIAL
-    if which == L_FULL:
-        return S.KMEM_CACHE_NODE_NR_FULL
-    return S.KMEM_CACHE_NODE_NR_FREE
+        list_add(k.page, k.kmem_cache_node, n, h, h + 1, count, pfn)
 
 
 @njit(cache=True)
@@ -135,8 +137,8 @@ def _which(k, s, pfn):
 
 @njit(cache=True)
 def _list_del(k, n, which, pfn):
-    h = _head(which)
-    list_del(k.page, k.kmem_cache_node, n, h, h + 1, _count(which), pfn)
+    h, count = _list_fields(which)
+    list_del(k.page, k.kmem_cache_node, n, h, h + 1, count, pfn)
 
 
 # -- the slab's freelist ------------------------------------------------------------------
@@ -410,10 +412,7 @@ def transfer_objects(k, to, frm, maxn):
 @njit(cache=True)
 def cache_alloc_refill(k, s, cpu):
     """cache_alloc_refill() (irqs off): refill this CPU's array, return an object or 0."""
-    ac = ac_cpu(k, s, cpu)
-    nid = k.cpu[cpu, S.CPU_MEM_NODE]
-    n = node_row(k, s, nid)
-    lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
+    ac, nid, n, lock = _cpu_array_and_node(k, s, cpu)
     while True:
         batch = k.array_cache[ac, S.ARRAY_CACHE_BATCHCOUNT]
         if k.array_cache[ac, S.ARRAY_CACHE_TOUCHED] == 0 and batch > BATCHREFILL_LIMIT:
@@ -679,10 +678,7 @@ def __cache_free(k, s, obj, pfn, cpu):
 @njit(cache=True)
 def do_drain(k, s, cpu):
     """do_drain(): what drain_cpu_caches' IPI does on `cpu`."""
-    ac = ac_cpu(k, s, cpu)
-    nid = k.cpu[cpu, S.CPU_MEM_NODE]
-    n = node_row(k, s, nid)
-    lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
+    ac, nid, n, lock = _cpu_array_and_node(k, s, cpu)
     spin_lock(k.lock, lock, cpu)
     free_block(k, s, ac, 0, k.array_cache[ac, S.ARRAY_CACHE_AVAIL], nid, cpu)
     spin_unlock(k.lock, lock)

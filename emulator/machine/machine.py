@@ -196,7 +196,17 @@ def mem_of(arena: Arena) -> Mem:
     return Mem.of(views)
 
 
-class Machine:
+class Closing:
+    """A context manager whose exit calls close() (Machine, and boot.Kernel on one)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Machine(Closing):
     """A topology laid out in a fresh arena.  Use as a context manager."""
 
     def __init__(self, topology, cfg: MachineConfig = MachineConfig()):
@@ -245,9 +255,3 @@ class Machine:
     def close(self) -> None:
         self.mem = None
         self.arena.close()
-
-    def __enter__(self) -> "Machine":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
