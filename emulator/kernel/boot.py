@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..machine import structs as S
-from ..machine.machine import Machine, MachineConfig, alien_lock_row, list_lock_row
+from ..machine.machine import Closing, Machine, MachineConfig
 from ..machine.prng import seed_state
-from ..machine.spinlock import init_lock
 from .geometry import (
     MachineParams,
     SlabGeometry,
@@ -36,6 +35,7 @@ from .geometry import (
     size_index_table,
 )
 from .page_alloc import free_area_init
+from .slab_common import init_cache_rows
 
 ALLOCATORS = ("slub", "slab")
 # SLAB array_cache slots: enable_cpucache's largest limit is 120 and the shared array
@@ -52,7 +52,7 @@ class CacheInfo:
     memcg: int = -1
 
 
-class Kernel:
+class Kernel(Closing):
     """A booted emulated kernel on a fresh machine.  Use as a context manager."""
 
     def __init__(self, topology, allocator: str = "slub", *, kasan: bool = True,
@@ -145,6 +145,8 @@ class Kernel:
         row[S.KMEM_CACHE_MEMCG_PARAMS] = -1
         row[S.KMEM_CACHE_ROOT_CACHE] = -1
         row[S.KMEM_CACHE_FREELIST_CACHE] = -1
+        # One line per descriptor field, the common ones above, SLUB's or SLAB's below:
+        # the lists are alike in shape only (each allocator fills its own fields).
         if isinstance(g, SlubGeometry):
             row[S.KMEM_CACHE_ALLOCATOR] = S.ALLOCATOR_SLUB
             row[S.KMEM_CACHE_OFFSET] = g.offset
@@ -172,62 +174,11 @@ class Kernel:
             if g.off_slab:
                 fc = kmalloc_slab(g.freelist_size, self.mp, "slab")
                 row[S.KMEM_CACHE_FREELIST_CACHE] = self.by_name[fc].row
-        nr_nodes = len(self.node_ids)
-        for nid in range(nr_nodes):
-            n = s * nr_nodes + nid
-            k.kmem_cache_node[n, :] = 0
-            lock = list_lock_row(nr_nodes, s, nid)
-            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK] = lock
-            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED] = -1
-            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = -1
-            init_lock(k.lock, lock, S.LOCK_CLASS_LIST_LOCK, node=nid, owner_obj=s,
-                      stats=self.cfg.lock_stats)
-        nr_cpus = len(self.cpu_ids)
-        for cpu in range(nr_cpus):
-            c = s * nr_cpus + cpu
-            k.kmem_cache_cpu[c, :] = 0
-            k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID] = cpu  # init_tid()
-        if isinstance(g, SlabGeometry):
-            self._slab_arrays(s, g)
+        init_cache_rows(k, s)  # the per-node and per-CPU rows, SLAB's arrays
         info = CacheInfo(g.name, s, g)
         self.caches.append(info)
         self.by_name[g.name] = info
         return info
-
-    def _slab_arrays(self, s: int, g: SlabGeometry) -> None:
-        """enable_cpucache() + alloc_kmem_cache_node(): SLAB's arrays and node limits."""
-        k = self.mem
-        nr_cpus, nr_nodes, caches = self.nr_cpus, self.nr_nodes, self.cfg.max_caches
-        cpus_on = [0] * nr_nodes
-        for c in range(nr_cpus):
-            cpus_on[int(k.cpu[c, S.CPU_NODE])] += 1
-
-        def init_ac(row, limit, batch, lock):
-            k.array_cache[row, :] = 0
-            k.array_cache[row, S.ARRAY_CACHE_LIMIT] = limit
-            k.array_cache[row, S.ARRAY_CACHE_BATCHCOUNT] = batch
-            k.array_cache[row, S.ARRAY_CACHE_LOCK] = lock
-            k.array_cache[row, S.ARRAY_CACHE_ENTRIES] = row
-
-        for cpu in range(nr_cpus):
-            init_ac(s * nr_cpus + cpu, g.limit, g.batchcount, -1)
-        for nid in range(nr_nodes):
-            n = s * nr_nodes + nid
-            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT] = g.free_limit(cpus_on[nid])
-            if g.shared:
-                row = caches * nr_cpus + n
-                init_ac(row, g.shared * g.batchcount, 0xBAADF00D, -1)
-                k.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED] = row
-            if nr_nodes > 1 and g.alien_limit:
-                base = caches * (nr_cpus + nr_nodes) + n * nr_nodes
-                k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = base
-                for remote in range(nr_nodes):
-                    if remote == nid:
-                        continue
-                    lock = alien_lock_row(nr_nodes, caches, s, nid, remote)
-                    init_lock(k.lock, lock, S.LOCK_CLASS_ALIEN, node=nid, owner_obj=s,
-                              stats=self.cfg.lock_stats)
-                    init_ac(base + remote, g.alien_limit, 0xBAADF00D, lock)
 
     # -- the API ------------------------------------------------------------------------
     def kmem_cache_create(self, name: str, size: int, align: int = 0, flags: int = 0,
@@ -297,9 +248,3 @@ class Kernel:
     def close(self) -> None:
         self.mem = None
         self.machine.close()
-
-    def __enter__(self) -> "Kernel":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -35,9 +35,9 @@ from numba import njit
 
 from ..machine import structs as S
 from ..machine.atomics import cmpxchg, fetch_add, load_acquire, store_release
-from ..machine.machine import alien_lock_row, list_lock_row
 from ..machine.spinlock import spin_lock, spin_unlock
 from .rcu import RCU_CB_DESTROY, call_rcu_sched
+from .slab_common import init_cache_rows
 from .workqueue import WORK_CACHE_CREATE, WORK_CACHE_DESTROY, schedule_work
 
 MEMCG_CACHE_NONE = -1
@@ -168,67 +168,6 @@ def memcg_alloc(k, cpu, parent):
 
 
 @njit(cache=True)
-def _init_lock_row(k, row, cls, node, owner):
-    k.lock[row, S.LOCK_CLASS] = cls
-    k.lock[row, S.LOCK_NODE] = node
-    k.lock[row, S.LOCK_OWNER_OBJ] = owner
-
-
-@njit(cache=True)
-def _init_child_rows(k, s, root):
-    """kmem_cache_create_memcg()'s part below the descriptor: per-node and per-CPU rows
-    (init_kmem_cache_nodes, alloc_kmem_cache_cpus; SLAB: enable_cpucache's arrays)."""
-    nodes = k.machine[0, S.MACHINE_NR_NODES]
-    cpus = k.machine[0, S.MACHINE_NR_CPUS]
-    caches = k.kmem_cache.shape[0]
-    slab = k.kmem_cache[root, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB
-    for nid in range(nodes):
-        n = s * nodes + nid
-        rn = root * nodes + nid
-        lock = list_lock_row(nodes, s, nid)
-        for f in range(k.kmem_cache_node.shape[1]):
-            k.kmem_cache_node[n, f] = 0
-        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK] = lock
-        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED] = -1
-        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = -1
-        _init_lock_row(k, lock, S.LOCK_CLASS_LIST_LOCK, nid, s)
-        if slab:
-            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT] = k.kmem_cache_node[rn, S.KMEM_CACHE_NODE_FREE_LIMIT]
-            if k.kmem_cache_node[rn, S.KMEM_CACHE_NODE_SHARED] >= 0:
-                row = caches * cpus + n
-                _init_ac(k, row, k.kmem_cache[root, S.KMEM_CACHE_SHARED] * k.kmem_cache[root, S.KMEM_CACHE_BATCHCOUNT],
-                         0xBAADF00D, -1)
-                k.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED] = row
-            if k.kmem_cache_node[rn, S.KMEM_CACHE_NODE_ALIEN] >= 0:
-                base = caches * (cpus + nodes) + n * nodes
-                k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = base
-                for remote in range(nodes):
-                    if remote != nid:
-                        lk = alien_lock_row(nodes, caches, s, nid, remote)
-                        _init_lock_row(k, lk, S.LOCK_CLASS_ALIEN, nid, s)
-                        _init_ac(k, base + remote, k.kmem_cache[root, S.KMEM_CACHE_ALIEN_LIMIT],
-                                 0xBAADF00D, lk)
-    for cpu in range(cpus):
-        c = s * cpus + cpu
-        for f in range(k.kmem_cache_cpu.shape[1]):
-            k.kmem_cache_cpu[c, f] = 0
-        k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID] = cpu  # init_tid()
-        if slab:
-            _init_ac(k, c, k.kmem_cache[root, S.KMEM_CACHE_LIMIT],
-                     k.kmem_cache[root, S.KMEM_CACHE_BATCHCOUNT], -1)
-
-
-@njit(cache=True)
-def _init_ac(k, row, limit, batch, lock):
-    for f in range(k.array_cache.shape[1]):
-        k.array_cache[row, f] = 0
-    k.array_cache[row, S.ARRAY_CACHE_LIMIT] = limit
-    k.array_cache[row, S.ARRAY_CACHE_BATCHCOUNT] = batch
-    k.array_cache[row, S.ARRAY_CACHE_LOCK] = lock
-    k.array_cache[row, S.ARRAY_CACHE_ENTRIES] = row
-
-
-@njit(cache=True)
 def memcg_create_kmem_cache(k, root, m, cpu):
     """memcg_create_kmem_cache() (the creation work): m's child cache of root, under
     memcg_slab_mutex.  Returns its row, or -1 (memcg not online, or no free row: the
@@ -258,7 +197,7 @@ def memcg_create_kmem_cache(k, root, m, cpu):
     k.kmem_cache[s, S.KMEM_CACHE_REFCOUNT] = 1
     k.kmem_cache[s, S.KMEM_CACHE_MEMCG_PARAMS] = s
     k.kmem_cache[s, S.KMEM_CACHE_ROOT_CACHE] = root
-    _init_child_rows(k, s, root)
+    init_cache_rows(k, s)  # kmem_cache_create_memcg(): the per-node and per-CPU rows
     p = k.memcg_cache_params
     p[s, S.MEMCG_CACHE_PARAMS_ROOT_CACHE] = root
     p[s, S.MEMCG_CACHE_PARAMS_MEMCG] = m

@@ -49,6 +49,7 @@ from __future__ import annotations
 from numba import njit
 
 from ..machine import structs as S
+from ..machine.machine import ac_alien_row, ac_cpu_row, ac_shared_row
 from ..machine.spinlock import spin_lock, spin_trylock, spin_unlock
 from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
@@ -68,7 +69,7 @@ L_FREE = 2
 @njit(cache=True, inline="always")
 def ac_cpu(k, s, cpu):
     """Row of cpu_cache_get(cachep) for `cpu`."""
-    return s * k.machine[0, S.MACHINE_NR_CPUS] + cpu
+    return ac_cpu_row(k.machine[0, S.MACHINE_NR_CPUS], s, cpu)
 
 
 @njit(cache=True)
@@ -76,8 +77,8 @@ def ac_shared(k, s, nid):
     """Row of n->shared (node nid), or -1."""
     if k.kmem_cache[s, S.KMEM_CACHE_SHARED] == 0:
         return -1
-    caches = k.kmem_cache.shape[0]
-    return caches * k.machine[0, S.MACHINE_NR_CPUS] + s * k.machine[0, S.MACHINE_NR_NODES] + nid
+    return ac_shared_row(k.machine[0, S.MACHINE_NR_CPUS], k.machine[0, S.MACHINE_NR_NODES],
+                         k.kmem_cache.shape[0], s, nid)
 
 
 @njit(cache=True)
@@ -86,9 +87,16 @@ def ac_alien(k, s, nid, remote):
     nodes = k.machine[0, S.MACHINE_NR_NODES]
     if nodes <= 1 or remote == nid or k.kmem_cache[s, S.KMEM_CACHE_ALIEN_LIMIT] == 0:
         return -1
-    caches = k.kmem_cache.shape[0]
-    base = caches * (k.machine[0, S.MACHINE_NR_CPUS] + nodes)
-    return base + (s * nodes + nid) * nodes + remote
+    return ac_alien_row(k.machine[0, S.MACHINE_NR_CPUS], nodes, k.kmem_cache.shape[0], s, nid, remote)
+
+
+@njit(cache=True, inline="always")
+def _cpu_array_and_node(k, s, cpu):
+    """(this CPU's array_cache row, its memory node, that node's kmem_cache_node row and
+    list_lock row): what cache_alloc_refill and do_drain work on."""
+    nid = k.cpu[cpu, S.CPU_MEM_NODE]
+    n = node_row(k, s, nid)
+    return ac_cpu(k, s, cpu), nid, n, k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
 
 
 @njit(cache=True, inline="always")
@@ -97,30 +105,23 @@ def stat(k, s, cpu, item):
 
 
 @njit(cache=True)
-def _head(item):
-    if item == L_PARTIAL:
-        return S.KMEM_CACHE_NODE_PARTIAL_HEAD
-    if item == L_FULL:
-        return S.KMEM_CACHE_NODE_FULL_HEAD
-    return S.KMEM_CACHE_NODE_FREE_HEAD
+def _list_fields(which):
+    """kmem_cache_node's (head, count) fields of slabs_partial, slabs_full or slabs_free
+    (the tail is the field after the head)."""
+    if which == L_PARTIAL:
+        return S.KMEM_CACHE_NODE_PARTIAL_HEAD, S.KMEM_CACHE_NODE_NR_PARTIAL
+    if which == L_FULL:
+        return S.KMEM_CACHE_NODE_FULL_HEAD, S.KMEM_CACHE_NODE_NR_FULL
+    return S.KMEM_CACHE_NODE_FREE_HEAD, S.KMEM_CACHE_NODE_NR_FREE
 
 
 @njit(cache=True)
 def _list_add(k, n, which, pfn, tail):
-    h = _head(which)
+    h, count = _list_fields(which)
     if tail:
-        list_add_tail(k.page, k.kmem_cache_node, n, h, h + 1, _count(which), pfn)
+        list_add_tail(k.page, k.kmem_cache_node, n, h, h + 1, count, pfn)
     else:
-        list_add(k.page, k.kmem_cache_node, n, h, h + 1, _count(which), pfn)
-
-
-@njit(cache=True)
-def _count(which):
-    if which == L_PARTIAL:
-        return S.KMEM_CACHE_NODE_NR_PARTIAL
-    if which == L_FULL:
-        return S.KMEM_CACHE_NODE_NR_FULL
-    return S.KMEM_CACHE_NODE_NR_FREE
+        list_add(k.page, k.kmem_cache_node, n, h, h + 1, count, pfn)
 
 
 @njit(cache=True)
@@ -136,8 +137,8 @@ def _which(k, s, pfn):
 
 @njit(cache=True)
 def _list_del(k, n, which, pfn):
-    h = _head(which)
-    list_del(k.page, k.kmem_cache_node, n, h, h + 1, _count(which), pfn)
+    h, count = _list_fields(which)
+    list_del(k.page, k.kmem_cache_node, n, h, h + 1, count, pfn)
 
 
 # -- the slab's freelist ------------------------------------------------------------------
@@ -202,11 +203,11 @@ def alloc_mgmt_obj(k, fc, nid, cpu):
         # The freelist cache is on-slab (off-slab caches hold objects of at least
         # PAGE_SIZE/32 bytes, their freelists are smaller): no recursion.
         offset = _next_colour(k, fc, nid, cpu)
-        pfn = _getpages(k, fc, nid, cpu, True)
+        pfn = kmem_getpages(k, fc, nid, cpu, True)
         if pfn == 0:
             return 0
-        addr = pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]
-        _init_slab(k, fc, pfn, addr + offset, offset + k.kmem_cache[fc, S.KMEM_CACHE_FREELIST_SIZE], cpu)
+        fl, s_mem = freelist_on_slab(k, fc, pfn, offset)
+        _init_slab(k, fc, pfn, fl, s_mem, cpu)
     return 0
 
 
@@ -226,7 +227,7 @@ def _next_colour(k, s, nid, cpu):
 
 
 @njit(cache=True)
-def _getpages(k, s, nid, cpu, thisnode):
+def kmem_getpages(k, s, nid, cpu, thisnode):
     """kmem_getpages(): the slab's pages on node nid (0 on failure)."""
     order = k.kmem_cache[s, S.KMEM_CACHE_ORDER]
     gfp = __GFP_COMP if order > 0 else 0
@@ -236,11 +237,48 @@ def _getpages(k, s, nid, cpu, thisnode):
     return pfn if pfn > 0 else 0
 
 
+@njit(cache=True, inline="always")
+def freelist_on_slab(k, s, pfn, colour_off):
+    """alloc_slabmgmt()'s on-slab case: (freelist, s_mem), the freelist at the colour
+    offset and the objects right after it."""
+    addr = pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]
+    return addr + colour_off, colour_off + k.kmem_cache[s, S.KMEM_CACHE_FREELIST_SIZE]
+
+
+@njit(cache=True)
+def alloc_slabmgmt(k, s, pfn, colour_off, cpu):
+    """alloc_slabmgmt(): the new slab's (freelist, s_mem): off-slab, an object of the
+    freelist cache and the objects from the colour offset on; else freelist_on_slab().
+    (0, 0) when the freelist cache has no object to give."""
+    if k.kmem_cache[s, S.KMEM_CACHE_OFF_SLAB] == 0:
+        return freelist_on_slab(k, s, pfn, colour_off)
+    fl = alloc_mgmt_obj(k, k.kmem_cache[s, S.KMEM_CACHE_FREELIST_CACHE], k.page[pfn, S.PAGE_NODE], cpu)
+    if fl == 0:
+        return 0, 0
+    return fl, colour_off
+
+
+@njit(cache=True)
+def cache_init_objs(k, s, pfn):
+    """cache_init_objs(): every object of the new slab free (freelist[i] = i); with
+    KASAN, the objects poisoned KASAN_KMALLOC_FREE, the rest KASAN_SLAB_PADDING."""
+    num = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
+    for i in range(num):
+        set_free_obj(k, s, pfn, i, i)
+    if k.machine[0, S.MACHINE_KASAN] != 0:
+        shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
+        addr = pfn << shift
+        size = k.kmem_cache[s, S.KMEM_CACHE_SIZE]
+        end = addr + ((1 << k.kmem_cache[s, S.KMEM_CACHE_ORDER]) << shift)
+        kasan_poison_shadow(k.shadow, addr, end - addr, KASAN_SLAB_PADDING)
+        kasan_poison_shadow(k.shadow, addr + k.page[pfn, S.PAGE_S_MEM], num * size, KASAN_KMALLOC_FREE)
+
+
 @njit(cache=True)
 def _init_slab(k, s, pfn, fl, s_mem, cpu):
-    """slab_map_pages() + cache_init_objs(), then the slab joins slabs_free."""
-    shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
-    addr = pfn << shift
+    """cache_grow() once it has the pages and the freelist: slab_map_pages() and the
+    page's freelist, active and s_mem, cache_init_objs(), then the slab joins
+    slabs_free."""
     num = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
     order = k.kmem_cache[s, S.KMEM_CACHE_ORDER]
     k.page[pfn, S.PAGE_SLAB_CACHE] = s
@@ -250,13 +288,7 @@ def _init_slab(k, s, pfn, fl, s_mem, cpu):
     k.page[pfn, S.PAGE_S_MEM] = s_mem
     k.page[pfn, S.PAGE_LRU_NEXT] = 0
     k.page[pfn, S.PAGE_LRU_PREV] = 0
-    for i in range(num):
-        set_free_obj(k, s, pfn, i, i)
-    if k.machine[0, S.MACHINE_KASAN] != 0:
-        size = k.kmem_cache[s, S.KMEM_CACHE_SIZE]
-        end = addr + ((1 << order) << shift)
-        kasan_poison_shadow(k.shadow, addr, end - addr, KASAN_SLAB_PADDING)
-        kasan_poison_shadow(k.shadow, addr + s_mem, num * size, KASAN_KMALLOC_FREE)
+    cache_init_objs(k, s, pfn)
     n = node_row(k, s, k.page[pfn, S.PAGE_NODE])
     lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
     spin_lock(k.lock, lock, cpu)
@@ -270,24 +302,19 @@ def _init_slab(k, s, pfn, fl, s_mem, cpu):
 
 
 @njit(cache=True)
-def _grow(k, s, nid, cpu, thisnode, given):
+def cache_grow(k, s, nid, cpu, thisnode, given):
     """cache_grow(): a new slab on node nid (or on the `given` pages) onto slabs_free."""
     offset = _next_colour(k, s, nid, cpu)
     pfn = given
     if pfn == 0:
-        pfn = _getpages(k, s, nid, cpu, thisnode)
+        pfn = kmem_getpages(k, s, nid, cpu, thisnode)
         if pfn == 0:
             return False
-    addr = pfn << k.machine[0, S.MACHINE_PAGE_SHIFT]
-    # alloc_slabmgmt()
-    if k.kmem_cache[s, S.KMEM_CACHE_OFF_SLAB] != 0:
-        fl = alloc_mgmt_obj(k, k.kmem_cache[s, S.KMEM_CACHE_FREELIST_CACHE], k.page[pfn, S.PAGE_NODE], cpu)
-        if fl == 0:
-            __free_pages(k, pfn, k.kmem_cache[s, S.KMEM_CACHE_ORDER], cpu)
-            return False
-        _init_slab(k, s, pfn, fl, offset, cpu)
-    else:
-        _init_slab(k, s, pfn, addr + offset, offset + k.kmem_cache[s, S.KMEM_CACHE_FREELIST_SIZE], cpu)
+    fl, s_mem = alloc_slabmgmt(k, s, pfn, offset, cpu)
+    if fl == 0:
+        __free_pages(k, pfn, k.kmem_cache[s, S.KMEM_CACHE_ORDER], cpu)
+        return False
+    _init_slab(k, s, pfn, fl, s_mem, cpu)
     return True
 
 
@@ -385,10 +412,7 @@ def transfer_objects(k, to, frm, maxn):
 @njit(cache=True)
 def cache_alloc_refill(k, s, cpu):
     """cache_alloc_refill() (irqs off): refill this CPU's array, return an object or 0."""
-    ac = ac_cpu(k, s, cpu)
-    nid = k.cpu[cpu, S.CPU_MEM_NODE]
-    n = node_row(k, s, nid)
-    lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
+    ac, nid, n, lock = _cpu_array_and_node(k, s, cpu)
     while True:
         batch = k.array_cache[ac, S.ARRAY_CACHE_BATCHCOUNT]
         if k.array_cache[ac, S.ARRAY_CACHE_TOUCHED] == 0 and batch > BATCHREFILL_LIMIT:
@@ -420,7 +444,7 @@ def cache_alloc_refill(k, s, cpu):
             k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_OBJECTS] -= k.array_cache[ac, S.ARRAY_CACHE_AVAIL]
         spin_unlock(k.lock, lock)
         if k.array_cache[ac, S.ARRAY_CACHE_AVAIL] == 0:
-            grew = _grow(k, s, nid, cpu, True, 0)
+            grew = cache_grow(k, s, nid, cpu, True, 0)
             if not grew and k.array_cache[ac, S.ARRAY_CACHE_AVAIL] == 0:
                 return 0
             if k.array_cache[ac, S.ARRAY_CACHE_AVAIL] == 0:
@@ -477,7 +501,7 @@ def _alloc_from_node(k, s, nid, cpu):
             spin_unlock(k.lock, lock)
             return obj
         spin_unlock(k.lock, lock)
-        if k.zone[nid, S.ZONE_SPANNED_PAGES] == 0 or not _grow(k, s, nid, cpu, True, 0):
+        if k.zone[nid, S.ZONE_SPANNED_PAGES] == 0 or not cache_grow(k, s, nid, cpu, True, 0):
             return 0
 
 
@@ -508,7 +532,7 @@ def fallback_alloc(k, s, cpu):
     if pfn < 0:
         return 0
     nid = k.page[pfn, S.PAGE_NODE]
-    if not _grow(k, s, nid, cpu, True, pfn):
+    if not cache_grow(k, s, nid, cpu, True, pfn):
         return 0
     return _alloc_from_node(k, s, nid, cpu)
 
@@ -654,10 +678,7 @@ def __cache_free(k, s, obj, pfn, cpu):
 @njit(cache=True)
 def do_drain(k, s, cpu):
     """do_drain(): what drain_cpu_caches' IPI does on `cpu`."""
-    ac = ac_cpu(k, s, cpu)
-    nid = k.cpu[cpu, S.CPU_MEM_NODE]
-    n = node_row(k, s, nid)
-    lock = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK]
+    ac, nid, n, lock = _cpu_array_and_node(k, s, cpu)
     spin_lock(k.lock, lock, cpu)
     free_block(k, s, ac, 0, k.array_cache[ac, S.ARRAY_CACHE_AVAIL], nid, cpu)
     spin_unlock(k.lock, lock)

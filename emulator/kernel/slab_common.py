@@ -10,7 +10,9 @@ What it models:
     the slot) and kasan_slab_free (poison the slot KASAN_KMALLOC_FREE);
   - the KASAN-style report table, and the check that a task still holding a cache
     (row, generation) finds the same generation: touching a freed kmem_cache row is the
-    use-after-free this emulator exists to show.
+    use-after-free this emulator exists to show;
+  - the rows below a kmem_cache descriptor (`init_cache_rows`), set up the same way for
+    boot caches, named caches and memcg child caches.
 
 Objects in a slab that were never allocated are poisoned KASAN_KMALLOC_FREE like freed
 ones (KASAN 4.0 marks them as redzone), so a free of such an object is a double free;
@@ -26,6 +28,7 @@ from numba import njit
 
 from ..machine import structs as S
 from ..machine.atomics import fetch_add
+from ..machine.machine import ac_alien_row, ac_cpu_row, ac_shared_row, alien_lock_row, list_lock_row
 from .kasan import (
     KASAN_KMALLOC_FREE,
     KASAN_KMALLOC_REDZONE,
@@ -43,6 +46,10 @@ PTR_NULL = 0
 PTR_SLAB = 1
 PTR_LARGE = 2  # a kmalloc_large compound page
 PTR_BAD = 3
+
+# alloc_arraycache(node, entries, 0xbaadf00d): the batchcount of SLAB's shared and alien
+# arrays, which are never refilled or flushed in batches
+BATCHCOUNT_UNUSED = 0xBAADF00D
 
 
 @njit(cache=True, inline="always")
@@ -78,6 +85,83 @@ def node_row(k, s, nid):
 
 
 @njit(cache=True)
+def _init_lock_row(k, row, cls, node, owner):
+    """spin_lock_init() of a cache's lock row: its class, node and owner for lock_stat.
+    Machine set every lock row up (counters zero, lock_stat on or off) before boot; a
+    row a later cache takes over keeps the counters of the earlier one."""
+    k.lock[row, S.LOCK_CLASS] = cls
+    k.lock[row, S.LOCK_NODE] = node
+    k.lock[row, S.LOCK_OWNER_OBJ] = owner
+
+
+@njit(cache=True)
+def _init_ac(k, row, limit, batch, lock):
+    """alloc_arraycache(): an empty array_cache whose slots are ac_entry[row]."""
+    for f in range(k.array_cache.shape[1]):
+        k.array_cache[row, f] = 0
+    k.array_cache[row, S.ARRAY_CACHE_LIMIT] = limit
+    k.array_cache[row, S.ARRAY_CACHE_BATCHCOUNT] = batch
+    k.array_cache[row, S.ARRAY_CACHE_LOCK] = lock
+    k.array_cache[row, S.ARRAY_CACHE_ENTRIES] = row
+
+
+@njit(cache=True)
+def init_cache_rows(k, s):
+    """The rows below kmem_cache descriptor s, from its allocator and tunables (already
+    in the descriptor): one kmem_cache_node row per node with its list_lock, one
+    kmem_cache_cpu row per CPU with tid == cpu (init_kmem_cache_nodes(),
+    alloc_kmem_cache_cpus() and init_tid() for SLUB); for SLAB, enable_cpucache()'s
+    arrays (per CPU; shared and, on more than one node, alien per node, each alien
+    array with its lock) and alloc_kmem_cache_node()'s
+      free_limit = (1 + nr_cpus_node(node)) * batchcount + num.
+    Boot and named caches (boot.py) and memcg child caches (memcontrol.py) all come
+    here: the rows are numbered by machine.py's row functions only."""
+    nodes = k.machine[0, S.MACHINE_NR_NODES]
+    cpus = k.machine[0, S.MACHINE_NR_CPUS]
+    caches = k.kmem_cache.shape[0]
+    slab = k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLAB
+    batch = k.kmem_cache[s, S.KMEM_CACHE_BATCHCOUNT]
+    shared = k.kmem_cache[s, S.KMEM_CACHE_SHARED]
+    alien_limit = k.kmem_cache[s, S.KMEM_CACHE_ALIEN_LIMIT]
+    for nid in range(nodes):
+        n = node_row(k, s, nid)
+        lock = list_lock_row(nodes, s, nid)
+        for f in range(k.kmem_cache_node.shape[1]):
+            k.kmem_cache_node[n, f] = 0
+        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_LIST_LOCK] = lock
+        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED] = -1
+        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = -1
+        _init_lock_row(k, lock, S.LOCK_CLASS_LIST_LOCK, nid, s)
+        if not slab:
+            continue
+        on_node = 0
+        for cpu in range(cpus):
+            if k.cpu[cpu, S.CPU_NODE] == nid:
+                on_node += 1
+        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT] = \
+            (1 + on_node) * batch + k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
+        if shared != 0:
+            row = ac_shared_row(cpus, nodes, caches, s, nid)
+            _init_ac(k, row, shared * batch, BATCHCOUNT_UNUSED, -1)
+            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_SHARED] = row
+        if nodes > 1 and alien_limit != 0:
+            k.kmem_cache_node[n, S.KMEM_CACHE_NODE_ALIEN] = ac_alien_row(cpus, nodes, caches, s, nid, 0)
+            for remote in range(nodes):
+                if remote != nid:
+                    lk = alien_lock_row(nodes, caches, s, nid, remote)
+                    _init_lock_row(k, lk, S.LOCK_CLASS_ALIEN, nid, s)
+                    _init_ac(k, ac_alien_row(cpus, nodes, caches, s, nid, remote), alien_limit,
+                             BATCHCOUNT_UNUSED, lk)
+    for cpu in range(cpus):
+        c = s * cpus + cpu
+        for f in range(k.kmem_cache_cpu.shape[1]):
+            k.kmem_cache_cpu[c, f] = 0
+        k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_TID] = cpu  # init_tid()
+        if slab:
+            _init_ac(k, ac_cpu_row(cpus, s, cpu), k.kmem_cache[s, S.KMEM_CACHE_LIMIT], batch, -1)
+
+
+@njit(cache=True)
 def kasan_report(k, bug, cpu, task, op, phase, addr, size, cache, shadow):
     """Record one report (kasan_report / kasan_report_error)."""
     n = fetch_add(k.kasan_report, (0, 0), 1)
@@ -101,13 +185,9 @@ def kasan_report(k, bug, cpu, task, op, phase, addr, size, cache, shadow):
         k.kasan_report[r, S.KASAN_REPORT_FREED_CPU_OP] = -1
         k.kasan_report[r, S.KASAN_REPORT_FREED_CPU_PHASE] = -1
         k.kasan_report[r, S.KASAN_REPORT_CPU_PREV_OP] = k.task[task, S.TASK_PREV_OP] if task >= 0 else -1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_ROOT] = -1
+        k.kasan_report[r, S.KASAN_REPORT_FREED_MEMCG] = -1
     return n
-
-
-@njit(cache=True)
-def cache_alive(k, s, gen):
-    """Does cache row s still hold generation gen (the cache a task took is not freed)?"""
-    return k.kmem_cache[s, S.KMEM_CACHE_GEN] == gen
 
 
 @njit(cache=True, inline="always")
@@ -132,8 +212,8 @@ def report_cache_uaf(k, s, cpu, task, op, phase):
         k.kasan_report[r, S.KASAN_REPORT_FREED_CPU] = k.kmem_cache[s, S.KMEM_CACHE_FREED_CPU]
         k.kasan_report[r, S.KASAN_REPORT_FREED_OP] = OP_CACHE_DESTROY
         k.kasan_report[r, S.KASAN_REPORT_FREED_PHASE] = k.kmem_cache[s, S.KMEM_CACHE_FREED_PHASE]
-        k.kasan_report[r, S.KASAN_REPORT_SIZE] = k.kmem_cache[s, S.KMEM_CACHE_FREED_ROOT]
-        k.kasan_report[r, S.KASAN_REPORT_SHADOW] = k.kmem_cache[s, S.KMEM_CACHE_FREED_MEMCG]
+        k.kasan_report[r, S.KASAN_REPORT_FREED_ROOT] = k.kmem_cache[s, S.KMEM_CACHE_FREED_ROOT]
+        k.kasan_report[r, S.KASAN_REPORT_FREED_MEMCG] = k.kmem_cache[s, S.KMEM_CACHE_FREED_MEMCG]
         k.kasan_report[r, S.KASAN_REPORT_ALLOC_CPU] = k.kmem_cache[s, S.KMEM_CACHE_CREATED_CPU]
         fc = k.kmem_cache[s, S.KMEM_CACHE_FREED_CPU]
         if 0 <= fc < k.machine[0, S.MACHINE_NR_CPUS]:

@@ -16,6 +16,10 @@ Lock rows: rows 0..nr_nodes-1 are the zone locks, then one list_lock per
 (cache, node) (`list_lock_row`), then SLAB's alien locks (`alien_lock_row`), then
 `MachineConfig.extra_locks` spare rows (none by default: no layer uses them), and last the
 NR_MISC_LOCKS rows (rcu_state's lock, slab_mutex).
+SLAB's array_cache rows: every cache's per-CPU arrays (`ac_cpu_row`), then the shared
+array of every (cache, node) (`ac_shared_row`), then the alien arrays of every
+(cache, node, remote node) (`ac_alien_row`).  These functions are the only place the
+row formulas are written; they are jitted so that Python and jitted code share them.
 """
 
 from __future__ import annotations
@@ -93,8 +97,7 @@ MISC_LOCK_SLAB_MUTEX = 1  # slab_mutex / memcg_slab_mutex: cache rows, memcg cac
 
 @njit(cache=True, inline="always")
 def list_lock_row(nr_nodes, cache, node):
-    """Lock row of kmem_cache_node(cache, node)->list_lock (after the zone locks).
-    (Jitted: boot.py calls it from Python, memcontrol.py for child caches.)"""
+    """Lock row of kmem_cache_node(cache, node)->list_lock (after the zone locks)."""
     return nr_nodes + cache * nr_nodes + node
 
 
@@ -102,6 +105,26 @@ def list_lock_row(nr_nodes, cache, node):
 def alien_lock_row(nr_nodes, max_caches, cache, node, remote):
     """Lock row of SLAB's alien cache on `node` for objects of `remote` (alc->lock)."""
     return nr_nodes + max_caches * nr_nodes + (cache * nr_nodes + node) * nr_nodes + remote
+
+
+@njit(cache=True, inline="always")
+def ac_cpu_row(nr_cpus, cache, cpu):
+    """array_cache row of SLAB's per-CPU array of `cache` on `cpu` (cpu_cache_get)."""
+    return cache * nr_cpus + cpu
+
+
+@njit(cache=True, inline="always")
+def ac_shared_row(nr_cpus, nr_nodes, max_caches, cache, node):
+    """array_cache row of the shared array of kmem_cache_node(cache, node) (n->shared),
+    after every cache's per-CPU rows."""
+    return max_caches * nr_cpus + cache * nr_nodes + node
+
+
+@njit(cache=True, inline="always")
+def ac_alien_row(nr_cpus, nr_nodes, max_caches, cache, node, remote):
+    """array_cache row of the alien array on `node` for objects of `remote`
+    (n->alien[remote]), after every shared row."""
+    return max_caches * (nr_cpus + nr_nodes) + (cache * nr_nodes + node) * nr_nodes + remote
 
 
 def node_ranges(topology, page_size: int | None = None) -> list[tuple[int, int]]:
@@ -132,6 +155,7 @@ def build_layout(topology, cfg: MachineConfig = MachineConfig()) -> Layout:
     if slab:
         nr_locks += cfg.max_caches * nr_nodes * nr_nodes
     # SLAB array caches: per CPU, the shared array per node, alien caches per node pair
+    # (the rows ac_cpu_row, ac_shared_row and ac_alien_row number)
     ac_rows = cfg.max_caches * (nr_cpus + nr_nodes + nr_nodes * nr_nodes) if slab else 0
     b = LayoutBuilder()
     b.add("machine", np.int64, (1, MACHINE_NR_FIELDS))
@@ -174,7 +198,17 @@ def mem_of(arena: Arena) -> Mem:
     return Mem.of(views)
 
 
-class Machine:
+class Closing:
+    """A context manager whose exit calls close() (Machine, and boot.Kernel on one)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Machine(Closing):
     """A topology laid out in a fresh arena.  Use as a context manager."""
 
     def __init__(self, topology, cfg: MachineConfig = MachineConfig()):
@@ -223,9 +257,3 @@ class Machine:
     def close(self) -> None:
         self.mem = None
         self.arena.close()
-
-    def __enter__(self) -> "Machine":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -1,12 +1,16 @@
 """The emulator's header file: every emulated kernel struct, declared once.
 
 Each struct is a named list of int64 fields; one row of a 2-D int64 table is one
-instance.  This module generates, for every field, a module constant
-`<STRUCT>_<FIELD>` holding its column index (e.g. `LOCK_WORD`, `PAGE_FREELIST`), and
-`<STRUCT>_NR_FIELDS`.  Jitted code indexes tables as `tab[row, PAGE_FREELIST]`; the
-constants are frozen into machine code at compile time, so nothing else in the project
-may hard-code an offset.  (The numba cache is keyed on the package sources, see
-emulator/__init__.py, so editing a struct here recompiles every caller.)
+instance.  Every field has a module constant `<STRUCT>_<FIELD>` holding its column
+index (e.g. `LOCK_WORD`, `PAGE_FREELIST`), and every struct `<STRUCT>_NR_FIELDS`; the
+stat items and config fields below have theirs (`ALLOC_FASTPATH`, `STAT_ALLOCHIT`,
+`CONFIG_DEAD_CACHES`).  They are written out, one line each, in struct_fields.py,
+generated from the declarations here by `python -m emulator.machine.structs --write`
+and imported below (importing this module fails while that file is out of date).
+Jitted code indexes tables as `tab[row, PAGE_FREELIST]`; the constants are frozen into
+machine code at compile time, so nothing else in the project may hard-code an offset.
+(The numba cache is keyed on the package sources, see emulator/__init__.py, so editing
+a struct here recompiles every caller.)
 
 Row width: `fields` words, rounded up to the topology's cache line (in words) for
 structs whose rows are written by different CPUs (`padded=True`: locks, per-CPU and
@@ -21,6 +25,7 @@ docs/design.md §5.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 from llvmlite import ir as llvm_ir
@@ -31,6 +36,8 @@ from numba.core.datamodel import default_manager, models
 from numba.core.imputils import impl_ret_borrowed, lower_getattr_generic, lower_setattr_generic
 from numba.core.typing.templates import AttributeTemplate, infer_getattr
 from numba.experimental import structref
+
+from .struct_fields import *  # noqa: F403  (generated: see generated_constants below)
 
 MAX_ORDER = 11  # free lists for orders 0..MAX_ORDER-1 (0..10), as Linux 3.x
 NR_ORDERS = MAX_ORDER
@@ -63,22 +70,55 @@ def _free_area_fields() -> tuple[str, ...]:
 
 
 
-# CONFIG_SLUB_STATS items, in the order of enum stat_item (include/linux/slub_def.h, 3.16).
+# CONFIG_SLUB_STATS items, in the order of enum stat_item, with its comments
+# (include/linux/slub_def.h, 3.16).
 SLUB_STAT_ITEMS = (
-    "ALLOC_FASTPATH", "ALLOC_SLOWPATH", "FREE_FASTPATH", "FREE_SLOWPATH", "FREE_FROZEN",
-    "FREE_ADD_PARTIAL", "FREE_REMOVE_PARTIAL", "ALLOC_FROM_PARTIAL", "ALLOC_SLAB",
-    "ALLOC_REFILL", "ALLOC_NODE_MISMATCH", "FREE_SLAB", "CPUSLAB_FLUSH", "DEACTIVATE_FULL",
-    "DEACTIVATE_EMPTY", "DEACTIVATE_TO_HEAD", "DEACTIVATE_TO_TAIL",
-    "DEACTIVATE_REMOTE_FREES", "DEACTIVATE_BYPASS", "ORDER_FALLBACK",
-    "CMPXCHG_DOUBLE_CPU_FAIL", "CMPXCHG_DOUBLE_FAIL", "CPU_PARTIAL_ALLOC",
-    "CPU_PARTIAL_FREE", "CPU_PARTIAL_NODE", "CPU_PARTIAL_DRAIN",
+    "ALLOC_FASTPATH",  # Allocation from cpu slab
+    "ALLOC_SLOWPATH",  # Allocation by getting a new cpu slab
+    "FREE_FASTPATH",  # Free to cpu slab
+    "FREE_SLOWPATH",  # Freeing not to cpu slab
+    "FREE_FROZEN",  # Freeing to frozen slab
+    "FREE_ADD_PARTIAL",  # Freeing moves slab to partial list
+    "FREE_REMOVE_PARTIAL",  # Freeing removes last object
+    "ALLOC_FROM_PARTIAL",  # Cpu slab acquired from node partial list
+    "ALLOC_SLAB",  # Cpu slab acquired from page allocator
+    "ALLOC_REFILL",  # Refill cpu slab from slab freelist
+    "ALLOC_NODE_MISMATCH",  # Switching cpu slab
+    "FREE_SLAB",  # Slab freed to the page allocator
+    "CPUSLAB_FLUSH",  # Abandoning of the cpu slab
+    "DEACTIVATE_FULL",  # Cpu slab was full when deactivated
+    "DEACTIVATE_EMPTY",  # Cpu slab was empty when deactivated
+    "DEACTIVATE_TO_HEAD",  # Cpu slab was moved to the head of partials
+    "DEACTIVATE_TO_TAIL",  # Cpu slab was moved to the tail of partials
+    "DEACTIVATE_REMOTE_FREES",  # Slab contained remotely freed objects
+    "DEACTIVATE_BYPASS",  # Implicit deactivation
+    "ORDER_FALLBACK",  # Number of times fallback was necessary
+    "CMPXCHG_DOUBLE_CPU_FAIL",  # Failure of this_cpu_cmpxchg_double
+    "CMPXCHG_DOUBLE_FAIL",  # Number of times that cmpxchg double did not match
+    "CPU_PARTIAL_ALLOC",  # Used cpu partial on alloc
+    "CPU_PARTIAL_FREE",  # Refill cpu partial on free
+    "CPU_PARTIAL_NODE",  # Refill cpu partial from node partial
+    "CPU_PARTIAL_DRAIN",  # Drain cpu partial to node partial
 )
 NR_SLUB_STAT_ITEMS = len(SLUB_STAT_ITEMS)
 
-# SLAB's counters (STATS in mm/slab.c, per cache; kept per CPU here to avoid sharing).
+# SLAB's counters: mm/slab.c's STATS_INC_* / STATS_ADD_* items (CONFIG_DEBUG_SLAB's
+# statistics, per cache there; kept per CPU here to avoid sharing), plus two of this
+# model's own.  Each comment names the macro.
 SLAB_STAT_ITEMS = (
-    "ALLOCHIT", "ALLOCMISS", "FREEHIT", "FREEMISS", "NODEALLOCS", "NODEFREES",
-    "NODE_OVERFLOW", "ALIEN_FREE_HIT", "ALIEN_FREE_MISS", "REAPED", "GROWN", "FREELIMIT",
+    "ALLOCHIT",  # allocation from the CPU's array_cache (STATS_INC_ALLOCHIT)
+    "ALLOCMISS",  # allocation finding the CPU's array empty: a refill (STATS_INC_ALLOCMISS)
+    "FREEHIT",  # free into the CPU's array_cache (STATS_INC_FREEHIT)
+    "FREEMISS",  # free finding the CPU's array full: cache_flusharray (STATS_INC_FREEMISS)
+    "NODEALLOCS",  # object taken from a node's slab lists by ____cache_alloc_node
+    #                (STATS_INC_NODEALLOCS)
+    "NODEFREES",  # free of another node's object, cache_free_alien (STATS_INC_NODEFREES)
+    "NODE_OVERFLOW",  # alien array full, drained to its home node (STATS_INC_ACOVERFLOW)
+    "ALIEN_FREE_HIT",  # this model's own: an alien free that found room in the array
+    "ALIEN_FREE_MISS",  # this model's own: an alien free that drained the array first
+    "REAPED",  # slabs freed by cache_reap's drain_freelist (STATS_ADD_REAPED)
+    "GROWN",  # slabs added by cache_grow (STATS_INC_GROWN)
+    "FREELIMIT",  # not counted by the model: always 0
 )
 NR_SLAB_STAT_ITEMS = len(SLAB_STAT_ITEMS)
 
@@ -315,7 +355,7 @@ STRUCTS: dict[str, Struct] = {
                 "op",
                 "phase",
                 "addr",
-                "size",
+                "size",  # bytes accessed (0: a free, or a touch of a freed descriptor)
                 "cache",
                 "shadow",  # the shadow byte hit
                 "freed_cpu",
@@ -326,6 +366,8 @@ STRUCTS: dict[str, Struct] = {
                 "freed_cpu_op",  # the freeing CPU at report time: its workload task's op
                 "freed_cpu_phase",  # ... and phase
                 "cpu_prev_op",  # the reporting CPU's previous op (its last event before)
+                "freed_root",  # a freed cache: what it was, its root cache row (-1: none)
+                "freed_memcg",  # ... and its memcg row (kmem_cache.freed_root/freed_memcg)
             ),
             doc="One KASAN-style report.",
         ),
@@ -430,24 +472,7 @@ STRUCTS: dict[str, Struct] = {
 }
 
 
-def _generate_constants() -> dict[str, int]:
-    out: dict[str, int] = {}
-    for s in STRUCTS.values():
-        prefix = s.name.upper()
-        names = [f"{prefix}_{f.upper().rstrip('_')}" for f in s.fields]
-        names.append(f"{prefix}_NR_FIELDS")
-        for i, name in enumerate(names):
-            # One struct's name can prefix another's (kmem_cache, kmem_cache_cpu): two
-            # fields must never generate the same constant.
-            if name in out:
-                raise ValueError(f"struct field constant {name} is generated twice")
-            out[name] = i if i < s.nr_fields else s.nr_fields
-    return out
-
-
-_CONSTANTS = _generate_constants()
-globals().update(_CONSTANTS)
-__all__ = ["Struct", "STRUCTS", "MAX_ORDER", "NR_ORDERS", *_CONSTANTS]
+__all__ = ["Struct", "STRUCTS", "MAX_ORDER", "NR_ORDERS"]
 
 ARCH_X86_64 = 0
 ARCH_ARM64 = 1
@@ -624,14 +649,12 @@ __all__ += ["Mem", "MEM_TABLES", "KMALLOC_SIZE_INDEX_LEN", "KMALLOC_CACHES_AT", 
 
 __all__ += ["SLUB_STAT_ITEMS", "NR_SLUB_STAT_ITEMS", "SLAB_STAT_ITEMS", "NR_SLAB_STAT_ITEMS"]
 
-# Stat indices: stat(s, ALLOC_FASTPATH) is kmem_cache_cpu[row, CPU_STAT + ALLOC_FASTPATH].
-for _i, _n in enumerate(SLUB_STAT_ITEMS):
-    globals()[_n] = _i
-for _i, _n in enumerate(SLAB_STAT_ITEMS):
-    globals()["STAT_" + _n] = _i
+# Stat indices (struct_fields.py: ALLOC_FASTPATH, ..., STAT_ALLOCHIT, ...): stat(s,
+# ALLOC_FASTPATH) is kmem_cache_cpu[row, CPU_STAT + ALLOC_FASTPATH], SLAB's
+# kmem_cache_cpu[row, CPU_SLAB_STAT + STAT_ALLOCHIT].
 CPU_STAT = STRUCTS["kmem_cache_cpu"].fields.index("stat_alloc_fastpath")
 CPU_SLAB_STAT = STRUCTS["kmem_cache_cpu"].fields.index("slab_allochit")
-__all__ += list(SLUB_STAT_ITEMS) + ["STAT_" + n for n in SLAB_STAT_ITEMS] + ["CPU_STAT", "CPU_SLAB_STAT"]
+__all__ += ["CPU_STAT", "CPU_SLAB_STAT"]
 
 # SLUB's packed freelist|counters word (struct page's cmpxchg_double pair in one CAS):
 #   bits  0..15  freelist: index of the first free object + 1 (0 = NULL)
@@ -692,7 +715,83 @@ CONFIG_FIELDS = (
     #                     inside a phase, steps stalled between slab_free phases)
     "fail_shrink_alloc",  # fault injection: __kmem_cache_shrink's kmalloc fails
 )
-for _i, _n in enumerate(CONFIG_FIELDS):
-    globals()["CONFIG_" + _n.upper()] = _i
+# config[CONFIG_TRACK_FULL_SLABS] ... (struct_fields.py)
 CONFIG_NR = len(CONFIG_FIELDS)
-__all__ += ["CONFIG_" + n.upper() for n in CONFIG_FIELDS] + ["CONFIG_FIELDS", "CONFIG_NR"]
+__all__ += ["CONFIG_FIELDS", "CONFIG_NR"]
+
+
+# -- struct_fields.py ---------------------------------------------------------------------
+STRUCT_FIELDS_PATH = Path(__file__).with_name("struct_fields.py")
+
+
+def generated_constants() -> list[tuple[str, list[tuple[str, int, str]]]]:
+    """What struct_fields.py holds: (section comment, [(name, value, comment)]) in order."""
+    sections = []
+    for s in STRUCTS.values():
+        prefix = s.name.upper()
+        rows = [(f"{prefix}_{f.upper().rstrip('_')}", i, f"{s.name}.{f}")
+                for i, f in enumerate(s.fields)]
+        rows.append((f"{prefix}_NR_FIELDS", s.nr_fields, f"fields of {s.name}"))
+        sections.append((f"struct {s.name}: column indices", rows))
+    sections.append(("SLUB_STAT_ITEMS: stat(s, ITEM) counts kmem_cache_cpu[row, CPU_STAT + ITEM]",
+                     [(n, i, f"kmem_cache_cpu.stat_{n.lower()}")
+                      for i, n in enumerate(SLUB_STAT_ITEMS)]))
+    sections.append(("SLAB_STAT_ITEMS: counted in kmem_cache_cpu[row, CPU_SLAB_STAT + STAT_ITEM]",
+                     [("STAT_" + n, i, f"kmem_cache_cpu.slab_{n.lower()}")
+                      for i, n in enumerate(SLAB_STAT_ITEMS)]))
+    sections.append(("CONFIG_FIELDS: indices of the config vector (Mem.config)",
+                     [("CONFIG_" + n.upper(), i, f"config.{n}") for i, n in enumerate(CONFIG_FIELDS)]))
+    seen: set[str] = set()
+    for _, rows in sections:
+        for name, _, _ in rows:
+            # One struct's name can prefix another's (kmem_cache, kmem_cache_cpu): two
+            # fields must never generate the same constant.
+            if name in seen:
+                raise ValueError(f"struct field constant {name} is generated twice")
+            seen.add(name)
+    return sections
+
+
+def render_struct_fields() -> str:
+    """The text of struct_fields.py."""
+    out = ['"""Column indices of every emulated struct, and the stat and config indices.',
+           "",
+           "GENERATED by `python -m emulator.machine.structs --write` from the declarations in",
+           "emulator/machine/structs.py (STRUCTS, SLUB_STAT_ITEMS, SLAB_STAT_ITEMS,",
+           "CONFIG_FIELDS), where each field is documented: do not edit by hand.  Import the",
+           "names from structs.py (`S.PAGE_FREELIST`), which re-exports them.",
+           '"""']
+    for title, rows in generated_constants():
+        out += ["", f"# {title}"]
+        out += [f"{name} = {value}  # {what}" for name, value, what in rows]
+    return "\n".join(out) + "\n"
+
+
+def _check_struct_fields() -> None:
+    from . import struct_fields
+
+    want = {name: value for _, rows in generated_constants() for name, value, _ in rows}
+    have = {name: value for name, value in vars(struct_fields).items() if name.isupper()}
+    if want != have:
+        wrong = sorted(set(want.items()) ^ set(have.items()))
+        raise ImportError(f"{STRUCT_FIELDS_PATH} is out of date ({wrong[0][0]}, ...): run "
+                          "python -m emulator.machine.structs --write")
+
+
+__all__ += [name for _, rows in generated_constants() for name, _, _ in rows]
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m emulator.machine.structs",
+                                 description="Write or check the generated struct_fields.py.")
+    ap.add_argument("--write", action="store_true", help="(re)write struct_fields.py")
+    ap.add_argument("--check", action="store_true", help="exit 1 if it is out of date")
+    args = ap.parse_args()
+    if args.write:
+        STRUCT_FIELDS_PATH.write_text(render_struct_fields())
+    elif args.check and STRUCT_FIELDS_PATH.read_text() != render_struct_fields():
+        sys.exit(f"{STRUCT_FIELDS_PATH} is out of date: run python -m emulator.machine.structs --write")
+else:
+    _check_struct_fields()

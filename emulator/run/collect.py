@@ -225,9 +225,8 @@ def kasan_rows(kernel) -> list[dict]:
                      "phase": phase_name(fop, fph)}
         if bug == S.BUG_CACHE_USE_AFTER_FREE:
             # the descriptor is gone: name what it was (root cache, memcg), kept at release
-            root, memcg = size, r[S.KASAN_REPORT_SHADOW]
+            root, memcg = r[S.KASAN_REPORT_FREED_ROOT], r[S.KASAN_REPORT_FREED_MEMCG]
             name = f"{kernel.root_name(root)}({cache}:m{memcg})" if root >= 0 else f"cache#{cache}"
-            size = 0
             shadow = None
         else:
             name = kernel.name_of(cache) if cache >= 0 else None
