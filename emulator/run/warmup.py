@@ -288,41 +288,76 @@ def _warm_loop(allocators) -> None:
 # on the split for correctness: whatever a child did not compile, the serial warm-up does.
 _PARALLEL_FROM = 40  # functions missing from the cache before forking pays off
 
-_SLAB_HALF = (  # SLAB's entry points under ops.py, the ops.py steps that only SLAB uses
-    ("kernel.slab", "__cache_free"), ("kernel.slab", "do_drain"),
-    ("kernel.slab", "slab_alloc_node"), ("kernel.slab", "drain_alien_cache"),
-    ("kernel.slab", "shrink_drain_shared"), ("kernel.slab", "shrink_free_node"),
-    ("kernel.slab", "cache_reap_one"), ("kernel.ops", "_slab_shrink"),
-    ("kernel.ops", "_reap_step"),
+# Each phase: (what the parent compiles, what a forked child compiles meanwhile), as
+# units (module, function[, argument kinds], see unit_signature).  Whatever two halves
+# both call comes in a phase of its own first, so that no two processes compile it.
+_PHASES = (
+    ((("kernel.memcontrol", "memcg_uncharge_slab"), ("kernel.memcontrol", "memcg_charge_slab"),
+      ("kernel.page_alloc", "alloc_pages_node"), ("kernel.page_alloc", "__free_pages")),
+     ()),
+    # SLUB's half and the memcg layer | SLAB's half
+    ((("kernel.slub", "__slab_alloc"), ("kernel.slub", "__flush_cpu_slab"),
+      ("kernel.slub", "shrink_node"), ("kernel.slub", "slab_free_inline"),
+      ("kernel.slub", "slab_free_begin"), ("kernel.slub", "slab_free_cmpxchg"),
+      ("kernel.slub", "slab_free_put_partial"), ("kernel.ops", "_slub_shrink"),
+      ("kernel.ops", "kmalloc_large_node"), ("kernel.memcontrol", "memcg_kmem_get_cache"),
+      ("kernel.memcontrol", "memcg_create_kmem_cache"), ("kernel.memcontrol", "kmem_cache_release"),
+      ("kernel.memcontrol", "mark_dead"), ("kernel.memcontrol", "memcg_release_if_unpinned")),
+     (("kernel.slab", "__cache_free"), ("kernel.slab", "do_drain"),
+      ("kernel.slab", "____cache_alloc_node", "iiib"), ("kernel.slab", "drain_alien_cache"),
+      ("kernel.slab", "shrink_drain_shared"), ("kernel.slab", "shrink_free_node"),
+      ("kernel.slab", "cache_reap_one"), ("kernel.ops", "_slab_shrink"),
+      ("kernel.ops", "_reap_step"))),
+    # flush_all/drain_all_cpus and the IPI check, which both steps below call
+    ((("kernel.ops", "on_each_cpu_cond"), ("kernel.ops", "handle_ipis")), ()),
+    # the ops.py steps over both: frees and IPIs | shrink, offline and destroy
+    ((("kernel.ops", "kfree_inline"), ("kernel.ops", "_free_step"),
+      ("kernel.ops", "_handle_pending_ipis")),
+     (("kernel.ops", "shrink_step"), ("kernel.ops", "_nested_shrink"),
+      ("kernel.ops", "_offline_step"), ("kernel.ops", "_destroy_step"))),
+    # the phase machine and its fast-path dispatcher, which everything above calls
+    ((("kernel.ops", "op_step"), ("kernel.ops", "op_start")), ()),
 )
-_SLUB_HALF = (  # SLUB's and the memcg layer's steps under ops.py
-    ("kernel.ops", "_slub_shrink"), ("kernel.ops", "kmalloc_large_node"),
-    ("kernel.ops", "_destroy_step"), ("kernel.ops", "_offline_step"),
-    ("kernel.ops", "on_each_cpu_cond"), ("kernel.ops", "_handle_pending_ipis"),
-    ("kernel.ops", "kfree_inline"), ("kernel.ops", "_free_step"),
-)
-_TOP = (("kernel.ops", "shrink_step"), ("kernel.ops", "op_step"))
 
 
 def _compile_units(units, mem_type) -> None:
-    import importlib
-
-    from numba.core import types
     from numba.core.compiler import Flags
     from numba.core.targetconfig import ConfigStack
 
     inherited = Flags()
     inherited.nrt = False  # as under op_step (_nrt=False)
     with ConfigStack().enter(inherited):
-        for module, name in units:
-            disp = getattr(importlib.import_module(f"emulator.{module}"), name, None)
-            if disp is None or not hasattr(disp, "compile"):
-                continue
-            arity = len(inspect.signature(disp.py_func).parameters)
-            try:
-                disp.compile((mem_type,) + (types.int64,) * (arity - 1))
-            except Exception:  # the serial warm-up compiles it from its callers
-                pass
+        for unit in units:
+            sig = unit_signature(unit, mem_type)
+            if sig is not None:
+                try:
+                    unit_dispatcher(unit).compile(sig)
+                except Exception:  # the serial warm-up compiles it from its callers
+                    pass
+
+
+def unit_dispatcher(unit):
+    """The dispatcher a unit (module, function[, argument kinds]) names, or None."""
+    import importlib
+
+    disp = getattr(importlib.import_module(f"emulator.{unit[0]}"), unit[1], None)
+    return disp if hasattr(disp, "compile") and hasattr(disp, "py_func") else None
+
+
+def unit_signature(unit, mem_type):
+    """The argument types a unit is compiled for: the tables, then one type per letter
+    of its argument kinds (i: int64, b: boolean; all int64 when not given), or None if
+    the function is gone or its arity differs."""
+    from numba.core import types
+
+    disp = unit_dispatcher(unit)
+    if disp is None:
+        return None
+    arity = len(inspect.signature(disp.py_func).parameters)
+    kinds = unit[2] if len(unit) > 2 else "i" * (arity - 1)
+    if len(kinds) != arity - 1:
+        return None
+    return (mem_type,) + tuple(types.int64 if c == "i" else types.boolean for c in kinds)
 
 
 class _PipeReport(Listener):
@@ -386,12 +421,13 @@ def _precompile_parallel(progress: CompileProgress, scripted: bool) -> None:
 
     with Kernel(warm_up_topology(), "slub") as K:
         mem_type = numba.typeof(K.mem)
-    child = _fork_compile(progress, lambda: _compile_units(_SLAB_HALF, mem_type))
-    try:
-        _compile_units(_SLUB_HALF, mem_type)
-    finally:
-        _join(child)
-    _compile_units(_TOP, mem_type)
+    for mine, childs in _PHASES:
+        child = _fork_compile(progress, lambda: _compile_units(childs, mem_type)) if childs else None
+        try:
+            _compile_units(mine, mem_type)
+        finally:
+            if child is not None:
+                _join(child)
     if scripted:  # the scripted scheduler beside the worker loop
         child = _fork_compile(progress, lambda: warm_kernel(allocators=("slub",)))
         try:
