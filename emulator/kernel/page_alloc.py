@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from ..machine.atomics import fetch_add
-from ..machine.prng import seed_state, shared_next, uniform_below
+from ..machine.prng import STREAM_ZONE_FAIL, seed_stream, shared_next, uniform_below
 from ..machine.spinlock import spin_lock, spin_unlock
 from ..machine.structs import (
     MACHINE_KASAN,
@@ -105,7 +105,7 @@ def free_area_init(mem, topology, node_ranges) -> None:
         zone[k, ZONE_START_PFN] = start
         zone[k, ZONE_SPANNED_PAGES] = pages
         zone[k, ZONE_LOCK] = k
-        zone[k, ZONE_FAIL_RNG] = seed_state(0, k)
+        zone[k, ZONE_FAIL_RNG] = seed_stream(0, STREAM_ZONE_FAIL, k)
         # zonelist: self first, then by distance (ties by node id), as build_zonelists.
         order = topology.fallback_order(topology.nodes[k].id)
         mem.zonelist[k, :] = [ids.index(n) for n in order]
@@ -139,7 +139,7 @@ def set_fail_injection(mem, nid: int, ppm: int = 0, nth: int = 0, seed: int = 0)
     """fail_page_alloc for one node: fail with probability ppm/1e6, or the Nth call."""
     mem.zone[nid, ZONE_FAIL_PPM] = ppm
     mem.zone[nid, ZONE_FAIL_NTH] = nth
-    mem.zone[nid, ZONE_FAIL_RNG] = seed_state(seed, nid)
+    mem.zone[nid, ZONE_FAIL_RNG] = seed_stream(seed, STREAM_ZONE_FAIL, nid)
 
 
 # -- free lists ---------------------------------------------------------------------

@@ -39,7 +39,7 @@ from ..kernel.ops import (
     op_step,
 )
 from ..machine import structs as S
-from ..machine.prng import seed_state, uniform_below, xorshift64
+from ..machine.prng import STREAM_SCHED, seed_stream, uniform_below, xorshift64
 from ..machine.inbox import inbox_pending
 from ..machine.machine import NR_RINGS, RING_IPI
 
@@ -78,7 +78,7 @@ class Sched:
         return cls(script, queue, np.array([len(p) for p in per], np.int64),
                    np.zeros(nr_cpus, np.int64), np.full(nr_cpus, -1, np.int64),
                    np.zeros((max(nslots, 1), 2), np.int64), np.zeros(n, np.int64),
-                   np.full(n, -1, np.int64), np.array([seed_state(seed, 7)], np.int64),
+                   np.full(n, -1, np.int64), np.array([seed_stream(seed, STREAM_SCHED)], np.int64),
                    np.full(capacity, -1, np.int64), np.zeros(1, np.int64))
 
     def finished(self) -> bool:

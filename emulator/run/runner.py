@@ -47,8 +47,9 @@ from ..kernel.boot import Kernel
 from ..kernel.check import check_kernel
 from ..kernel.geometry import kmalloc_slab
 from ..kernel.ops import OP_NAMES, OP_NONE, phase_name
+from ..kernel.page_alloc import set_fail_injection
 from ..machine import structs as S
-from ..machine.prng import seed_state
+from ..machine.prng import STREAM_WORKER, seed_stream
 from ..workload.generator import live_cap, seed_workload, workload_params
 from . import collect as C
 from .loop import RET_ABORTED, RET_FINISHED, WS_NR, WS_RNG, WS_SCHED_POS, wait_start, worker_loop
@@ -201,7 +202,7 @@ def _worker_main(k, wp, wc, cpus, host_cpu, seed, index, parent_pid, cpu_ids):
         if not wait_start(k, 0):
             sys.exit(WORKER_ABORTED)
         ws = np.zeros(WS_NR, np.int64)
-        ws[WS_RNG] = seed_state(seed, 9000 + index)
+        ws[WS_RNG] = seed_stream(seed, STREAM_WORKER, index)
         schedule = np.zeros(0, np.int64)
         cpus_arr = np.asarray(cpus, np.int64)
         while True:
@@ -343,8 +344,7 @@ class Run:
             nodes = sc.faults.nodes or tuple(K.node_ids)
             for nid in nodes:
                 z = K.node_ids.index(nid)
-                k.zone[z, S.ZONE_FAIL_PPM] = ppm
-                k.zone[z, S.ZONE_FAIL_RNG] = seed_state(sc.seed, 7000 + z)
+                set_fail_injection(k, z, ppm=ppm, seed=sc.seed)
         seed_workload(k, sc.seed)
         wp, wc = workload_params(sc, rows, sc.ops_per_cpu)
         k.ctl[0, :] = 0
@@ -374,7 +374,7 @@ class Run:
         sc = self.sc
         k.ctl[0, S.CTL_NR_WORKERS] = 1
         ws = np.zeros(WS_NR, np.int64)
-        ws[WS_RNG] = seed_state(sc.seed, 9000)
+        ws[WS_RNG] = seed_stream(sc.seed, STREAM_WORKER, 0)
         schedule = np.zeros(SCHEDULE_CAP, np.int64)
         cpus = np.asarray(plan.cpus, np.int64)
         progress = Progress(self.opt.progress, (sc.ops_per_cpu or 0) * K.nr_cpus or None,
