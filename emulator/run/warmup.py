@@ -3,9 +3,9 @@
 The runner calls `warm_up` before it forks workers, so that no worker compiles (design
 section 6); ./tools/test calls it before pytest, so that no test pays the cold compile
 inside its timeout.  `warm_kernel` boots a tiny machine for each allocator and runs one
-op of every kind through the deterministic scheduler (tools/bench/compile.py times it);
+op of every kind through the scripted scheduler (tools/bench/compile.py times it);
 `warm_up` then warms the worker loop and the workload generator on the same machine.
-(This lives in run/, not kernel/: the kernel's warm-up uses the deterministic scheduler,
+(This lives in run/, not kernel/: the kernel's warm-up uses the scripted scheduler,
 and kernel/ imports nothing from run/.)
 """
 
@@ -31,7 +31,7 @@ def warm_kernel(verbose: bool = False) -> float:
     from the cache)."""
     from ..kernel.boot import Kernel
     from ..kernel.ops import OP_ALLOC, OP_FREE, OP_KMALLOC, OP_REAP, OP_SHRINK
-    from .deterministic import Sched, run
+    from .scripted import Sched, run
 
     t0 = time.monotonic()
     topo = warm_up_topology()

@@ -1,4 +1,8 @@
-"""The deterministic scheduler: every emulated CPU stepped in one process, in a seeded order.
+"""The scripted scheduler: every emulated CPU stepped in one process, in a seeded order.
+
+It runs scripts of ops, for the kernel tests and the kernel warm-up (run/warmup.py).  It
+is not `slabemu run --mode deterministic`: that mode is the worker loop (run/loop.py)
+run inline by the runner, one worker hosting every CPU, with the workload generator.
 
 What it models: a machine whose CPUs interleave at phase granularity.  Each step picks
 one CPU (uniformly, from a xorshift64 stream seeded by the run seed, among the CPUs that
