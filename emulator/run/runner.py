@@ -273,6 +273,18 @@ class Run:
         self.violations: list[str] = []
         self.checked = False
         self.events: list[dict] = []
+        self.policy = None
+        self.out: Path | None = None
+        self.K = None  # the Kernel, once execute() has booted it
+        self.wc = None  # the workload spec table (workload_params)
+        self.stream = None  # the stream writer, once the start record is written
+        self.t0: float | None = None  # the origin of event times
+        self.t_start: float | None = None  # when the CPUs started stepping
+        self.elapsed_run = 0.0
+        self.procs: list = []  # parallel mode: the worker processes
+        self.plans: list[WorkerPlan] = []
+        self.exits_seen: set[int] = set()  # workers whose exit has been handled
+        self.cpu_times: dict | None = None  # parallel mode: the parent's and the workers'
 
     # The whole run: returns a RunResult with the exit status.
     def execute(self) -> RunResult:
@@ -456,7 +468,7 @@ class Run:
             raise
         finally:
             progress.close()
-            self.elapsed_run = time.monotonic() - getattr(self, "t_start", time.monotonic())
+            self.elapsed_run = time.monotonic() - self.t_start if self.t_start is not None else 0.0
             self._reap_workers()
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             # The runner's own cost: the parent's CPU time (sampling, progress, control)
@@ -561,9 +573,9 @@ class Run:
         """Notice dead workers; True if the run has failed."""
         for j, p in enumerate(self.procs):
             code = p.exitcode
-            if code is None or code == 0 or getattr(p, "_seen", False):
+            if code is None or code == 0 or j in self.exits_seen:
                 continue
-            p._seen = True
+            self.exits_seen.add(j)
             if code == WORKER_ABORTED and self.K.mem.ctl[0, S.CTL_ABORT]:
                 continue
             self._worker_died(j, p, code)
@@ -613,16 +625,16 @@ class Run:
         self.K.mem.ctl[0, S.CTL_ABORT] = 1
 
     def _abort_workers(self) -> None:
-        if getattr(self, "K", None) is not None and self.K.mem is not None:
+        if self.K is not None and self.K.mem is not None:
             self.K.mem.ctl[0, S.CTL_ABORT] = 1
 
     def _kill_workers(self) -> None:
-        for p in getattr(self, "procs", []):
+        for p in self.procs:
             if p.exitcode is None:
                 p.kill()
 
     def _reap_workers(self) -> None:
-        procs = getattr(self, "procs", [])
+        procs = self.procs
         deadline = time.monotonic() + self.opt.abort_grace
         for p in procs:
             p.join(max(0.0, deadline - time.monotonic()))
@@ -633,17 +645,18 @@ class Run:
         self._check_exits()
 
     def _event(self, event: str, **kw) -> None:
-        rec = {"type": "event", "t": round(time.monotonic() - getattr(self, "t0", time.monotonic()), 6),
+        now = time.monotonic()
+        rec = {"type": "event", "t": round(now - self.t0 if self.t0 is not None else 0.0, 6),
                "event": event, **kw}
         self.events.append(rec)
-        if getattr(self, "stream", None) is not None:
+        if self.stream is not None:
             self.stream.write(rec)
 
     # -- results -----------------------------------------------------------------------------
     def _finish(self, K, topology, policy, plans, placement, stream, out: Path) -> RunResult:
         sc = self.sc
         k = K.mem
-        elapsed = getattr(self, "elapsed_run", 0.0)
+        elapsed = self.elapsed_run
         if self.exit == "ok":
             if all(k.task[c * K.cfg.tasks_per_cpu, S.TASK_OP] == OP_NONE for c in range(K.nr_cpus)):
                 self._check_quiescent(K)
@@ -690,7 +703,7 @@ class Run:
             "invariants": {"checked": self.checked, "violations": self.violations[:50],
                            "count": len(self.violations)},
             "host": C.host_info(),
-            "cpu_times": getattr(self, "cpu_times", None),
+            "cpu_times": self.cpu_times,
         }
         stream.write({"type": "end", "t": round(elapsed, 6), "exit": self.exit})
         self._write_reports(out, summary)
