@@ -327,16 +327,6 @@ def __free_pages(k, pfn, order, cpu):
     return FREE_OK
 
 
-@njit(cache=True)
-def page_address(k, pfn):
-    return pfn << k.machine[0, MACHINE_PAGE_SHIFT]
-
-
-@njit(cache=True)
-def virt_to_pfn(k, addr):
-    return addr >> k.machine[0, MACHINE_PAGE_SHIFT]
-
-
 @njit(cache=True, inline="always")
 def compound_head(k, pfn):
     """compound_head(): the head frame of a tail page, else the frame itself."""

@@ -115,12 +115,6 @@ def kasan_report(k, bug, cpu, task, op, phase, addr, size, cache, shadow):
     return n
 
 
-@njit(cache=True)
-def cache_alive(k, s, gen):
-    """Does cache row s still hold generation gen (the cache a task took is not freed)?"""
-    return k.kmem_cache[s, S.KMEM_CACHE_GEN] == gen
-
-
 @njit(cache=True, inline="always")
 def cache_touch(k, s, gen, cpu, task, op, phase):
     """A touch of cache s by a task that took it at generation gen.
