@@ -22,7 +22,7 @@ import numpy as np
 
 from ..machine import structs as S
 from ..machine.machine import Closing, Machine, MachineConfig
-from ..machine.prng import seed_state
+from ..machine.prng import STREAM_CPU, seed_stream
 from .geometry import (
     MachineParams,
     SlabGeometry,
@@ -97,7 +97,7 @@ class Kernel(Closing):
             k.cpu[i, :] = 0
             k.cpu[i, S.CPU_NODE] = nid
             k.cpu[i, S.CPU_MEM_NODE] = self._mem_node(nid)
-            k.cpu[i, S.CPU_RNG] = seed_state(seed, 1000 + i)
+            k.cpu[i, S.CPU_RNG] = seed_stream(seed, STREAM_CPU, i)
             for j in range(tpc):
                 k.task[i * tpc + j, :] = 0
                 k.task[i * tpc + j, S.TASK_CPU] = i

@@ -36,7 +36,7 @@ import numpy as np
 from ..machine import structs as S
 from ..machine.spinlock import check_lock_stats
 from .kasan import KASAN_KMALLOC_FREE
-from .ops import OP_CACHE_FREE, OP_FREE, OP_NONE, OP_SHRINK
+from .ops import OP_CACHE_FREE, OP_FREE, OP_NONE, OP_SHRINK, PH_FREE
 from .page_alloc import check_buddy
 
 
@@ -82,7 +82,7 @@ def in_flight(mem) -> tuple[set[int], set[int]]:
         op = int(mem.task[t, S.TASK_OP])
         if op == OP_NONE:
             continue
-        if op in (OP_FREE, OP_CACHE_FREE) and mem.task[t, S.TASK_PHASE] >= 1:
+        if op in (OP_FREE, OP_CACHE_FREE) and mem.task[t, S.TASK_PHASE] != PH_FREE:
             objs.add(int(mem.task[t, S.TASK_OBJ]))
             pages.add(int(mem.task[t, S.TASK_PAGE]))
         if op == OP_SHRINK and mem.task[t, S.TASK_AUX]:

@@ -36,14 +36,6 @@ KASAN_SLAB_PADDING = 0xFD
 KASAN_KMALLOC_REDZONE = 0xFC
 KASAN_KMALLOC_FREE = 0xFB
 
-SHADOW_NAMES = {
-    KASAN_FREE_PAGE: "use-after-free (freed page)",
-    KASAN_PAGE_REDZONE: "out-of-bounds (page redzone)",
-    KASAN_SLAB_PADDING: "out-of-bounds (slab padding)",
-    KASAN_KMALLOC_REDZONE: "slab-out-of-bounds",
-    KASAN_KMALLOC_FREE: "slab-use-after-free",
-}
-
 
 @njit(cache=True)
 def kasan_poison_shadow(shadow, addr, size, value):

@@ -19,7 +19,7 @@ below, and acknowledges them to the sender's `ipi_acks` word, on which the sende
 flush_all waits (smp_call_function_many with wait=1).
 
 The phase table (PHASES) names, per op and phase, the kernel code that runs and
-whether preemption and interrupts are enabled at the boundary before it.  In 3.16
+whether preemption is enabled at the boundary before it.  In 3.16
 slab_free and __slab_free run with preemption enabled, which patch 5 of the series
 (`nonpreemptible_free`) changes: `preemptible` and `task_preemptible` read
 PHASE_PREEMPTIBLE and apply that switch from the run's config vector, and the run loop
@@ -45,6 +45,9 @@ from .slab_common import (
     PTR_BAD,
     PTR_LARGE,
     PTR_NULL,
+    TF_CACHES_COLLECTED,
+    TF_DISCARDED,
+    TF_SHUTDOWN,
     cache_touch,
     check_free,
     classify_free,
@@ -58,7 +61,7 @@ from .slub import (
     SF_DONE,
     SF_PUT_PARTIAL,
     SF_RETRY,
-    TF_DISCARDED,
+    SF_STAT,
     __flush_cpu_slab,
     has_cpu_slab,
     shrink_node,
@@ -109,6 +112,10 @@ STEP_DONE = 0
 STEP_NEXT = 1  # another phase follows (a boundary: IPIs, other CPUs, maybe preemption)
 STEP_BLOCKED = 2  # waiting (for IPI acknowledgements); the same phase runs again
 
+# shrink_step results besides the next phase
+SH_DONE = -1
+SH_BLOCKED = -2
+
 ENOMEM = 12
 
 # IPI kinds
@@ -116,40 +123,102 @@ IPI_FLUSH_CPU_SLAB = 1  # SLUB flush_all(s) -> __flush_cpu_slab on each CPU
 IPI_DRAIN = 2  # SLAB drain_cpu_caches(s) -> do_drain on each CPU
 IPI_MSG_WORDS = 4  # kind, cache, gen, sender
 
-# (op, phase) -> (kernel code, preemption enabled at the boundary before, irqs enabled)
-PHASES = {
-    (OP_ALLOC, 0): ("slab_alloc_node", True, True),
-    (OP_KMALLOC, 0): ("kmalloc_node", True, True),
-    (OP_FREE, 0): ("slab_free", True, True),
-    (OP_FREE, 1): ("__slab_free", True, True),
-    (OP_FREE, 2): ("__slab_free:cmpxchg_double_slab", True, True),
-    (OP_FREE, 3): ("__slab_free:put_cpu_partial", True, True),
-    (OP_FREE, 4): ("__slab_free:stat(CPU_PARTIAL_FREE)", True, True),
-    (OP_SHRINK, 0): ("__kmem_cache_shrink:kmalloc+flush_all", True, True),
+# -- the phase table ----------------------------------------------------------------
+# Every phase of every op, in order: (op, constant, kernel code, preemption enabled at
+# the boundary before it).  An op's phases are numbered from FIRST_PHASE in table
+# order; the PH_ constants below are those numbers, checked against the table.
+# kmem_cache_free runs kfree's phases (SAME_PHASES).
+#
+# Interrupts are enabled at every boundary, so handle_ipis runs at each: the kernel's
+# irq-off sections (SLUB's __slab_alloc and unfreeze_partials under local_irq_save,
+# __slab_free's and the shrink's spin_lock_irqsave(list_lock), SLAB's __cache_free,
+# ____cache_alloc, drain_alien_cache and cache_reap's drain_array) each begin and end
+# inside one phase.  The two waits that span boundaries keep interrupts on: flush_all's
+# smp_call_function_many(wait=1) (the IPIs it waits for need them) and
+# synchronize_sched() (it sleeps).
+_PHASE_TABLE = (
+    (OP_ALLOC, "PH_ALLOC", "slab_alloc_node", True),
+    (OP_KMALLOC, "PH_KMALLOC", "kmalloc_node", True),
+    (OP_FREE, "PH_FREE", "slab_free", True),
+    (OP_FREE, "PH_FREE_SLOW", "__slab_free", True),
+    (OP_FREE, "PH_FREE_CMPXCHG", "__slab_free:cmpxchg_double_slab", True),
+    (OP_FREE, "PH_FREE_PUT_PARTIAL", "__slab_free:put_cpu_partial", True),
+    (OP_FREE, "PH_FREE_STAT", "__slab_free:stat(CPU_PARTIAL_FREE)", True),
+    (OP_SHRINK, "PH_SHRINK_FLUSH", "__kmem_cache_shrink:kmalloc+flush_all", True),
     # smp_call_function_many(wait=1) waits with preemption disabled (get_cpu)
-    (OP_SHRINK, 1): ("flush_all:wait", False, True),
-    (OP_SHRINK, 2): ("__kmem_cache_shrink:node", True, True),  # SLAB: drain_alien_cache
-    (OP_SHRINK, 3): ("__kmem_cache_shrink:kfree", True, True),  # SLAB: drain shared
-    (OP_SHRINK, 4): ("__kmem_cache_shrink:drain_freelist", True, True),
-    (OP_REAP, 0): ("cache_reap", True, True),
-    (OP_MEMCG_OFFLINE, 0): ("memcg_unregister_all_caches:next", True, True),
-    (OP_MEMCG_OFFLINE, 1): ("memcg_unregister_all_caches:kmem_cache_shrink", True, True),
-    (OP_MEMCG_OFFLINE, 2): ("memcg_unregister_all_caches:put_initial_ref", True, True),
-    (OP_MEMCG_OFFLINE, 3): ("memcg_unregister_all_caches:synchronize_sched", True, True),
-    (OP_MEMCG_OFFLINE, 4): ("memcg_unregister_all_caches:unregister", True, True),
-    (OP_CACHE_DESTROY, 0): ("kmem_cache_destroy", True, True),
-    (OP_CACHE_DESTROY, 1): ("kmem_cache_destroy:__kmem_cache_shutdown", True, True),
-    (OP_CACHE_DESTROY, 2): ("kmem_cache_destroy:release", True, True),
-    (OP_CACHE_CREATE, 0): ("memcg_create_kmem_cache", True, True),
-}
-for _ph in range(5):
-    if (OP_FREE, _ph) in PHASES:
-        PHASES[(OP_CACHE_FREE, _ph)] = PHASES[(OP_FREE, _ph)]
-MAX_PHASES = 5
+    (OP_SHRINK, "PH_SHRINK_WAIT", "flush_all:wait", False),
+    (OP_SHRINK, "PH_SHRINK_NODE", "__kmem_cache_shrink:node", True),  # SLAB: drain_alien_cache
+    (OP_SHRINK, "PH_SHRINK_KFREE", "__kmem_cache_shrink:kfree", True),  # SLAB: drain shared
+    (OP_SHRINK, "PH_SHRINK_DRAIN_FREELIST", "__kmem_cache_shrink:drain_freelist", True),  # SLAB
+    (OP_REAP, "PH_REAP", "cache_reap", True),
+    (OP_MEMCG_OFFLINE, "PH_OFFLINE_NEXT", "memcg_unregister_all_caches:next", True),
+    (OP_MEMCG_OFFLINE, "PH_OFFLINE_SHRINK", "memcg_unregister_all_caches:kmem_cache_shrink", True),
+    (OP_MEMCG_OFFLINE, "PH_OFFLINE_PUT_REF", "memcg_unregister_all_caches:put_initial_ref", True),
+    (OP_MEMCG_OFFLINE, "PH_OFFLINE_SYNC", "memcg_unregister_all_caches:synchronize_sched", True),
+    (OP_MEMCG_OFFLINE, "PH_OFFLINE_UNREGISTER", "memcg_unregister_all_caches:unregister", True),
+    (OP_CACHE_DESTROY, "PH_DESTROY", "kmem_cache_destroy", True),
+    (OP_CACHE_DESTROY, "PH_DESTROY_SHUTDOWN", "kmem_cache_destroy:__kmem_cache_shutdown", True),
+    (OP_CACHE_DESTROY, "PH_DESTROY_RELEASE", "kmem_cache_destroy:release", True),
+    (OP_CACHE_CREATE, "PH_CACHE_CREATE", "memcg_create_kmem_cache", True),
+)
+SAME_PHASES = {OP_CACHE_FREE: OP_FREE}  # op -> the op whose phases it runs
+FIRST_PHASE = 0  # op_start's phase, every op's first row above
+
+PH_ALLOC = 0
+PH_KMALLOC = 0
+PH_FREE = 0
+PH_FREE_SLOW = 1
+PH_FREE_CMPXCHG = 2
+PH_FREE_PUT_PARTIAL = 3
+PH_FREE_STAT = 4
+PH_SHRINK_FLUSH = 0
+PH_SHRINK_WAIT = 1
+PH_SHRINK_NODE = 2
+PH_SHRINK_KFREE = 3
+PH_SHRINK_DRAIN_FREELIST = 4
+PH_REAP = 0
+PH_OFFLINE_NEXT = 0
+PH_OFFLINE_SHRINK = 1
+PH_OFFLINE_PUT_REF = 2
+PH_OFFLINE_SYNC = 3
+PH_OFFLINE_UNREGISTER = 4
+PH_DESTROY = 0
+PH_DESTROY_SHUTDOWN = 1
+PH_DESTROY_RELEASE = 2
+PH_CACHE_CREATE = 0
+
+
+def _number_phases(table, same):
+    """({constant: phase}, {(op, phase): (kernel code, preemptible)}) from the table."""
+    numbers: dict[str, int] = {}
+    phases: dict[tuple[int, int], tuple[str, bool]] = {}
+    next_phase: dict[int, int] = {}
+    for op, const, code, preempt in table:
+        ph = next_phase.get(op, FIRST_PHASE)
+        next_phase[op] = ph + 1
+        numbers[const] = ph
+        phases[(op, ph)] = (code, preempt)
+    for op, like in same.items():
+        phases.update({(op, ph): v for (o, ph), v in list(phases.items()) if o == like})
+    return numbers, phases
+
+
+_PHASE_NUMBERS, PHASES = _number_phases(_PHASE_TABLE, SAME_PHASES)
+assert {n: v for n, v in globals().items() if n.startswith("PH_")} == _PHASE_NUMBERS, \
+    "the PH_ constants must be the phase table's numbers"
+MAX_PHASES = max(ph for _op, ph in PHASES) + 1
 PHASE_PREEMPTIBLE = np.zeros((NR_OPS, MAX_PHASES), np.int64)
-for (_op, _ph), (_name, _preempt, _irqs) in PHASES.items():
+for (_op, _ph), (_name, _preempt) in PHASES.items():
     PHASE_PREEMPTIBLE[_op, _ph] = 1 if _preempt else 0
 PHASE_PREEMPTIBLE_TABLE = PHASE_PREEMPTIBLE  # a global array: frozen into jitted code
+
+# __slab_free's results -> the free op's next phase (SF_DONE ends the op)
+_SF_NEXT = {SF_RETRY: PH_FREE_SLOW, SF_CMPXCHG: PH_FREE_CMPXCHG,
+            SF_PUT_PARTIAL: PH_FREE_PUT_PARTIAL, SF_STAT: PH_FREE_STAT}
+SF_NEXT_PHASE = np.full(max(_SF_NEXT) + 1, -1, np.int64)  # frozen into jitted code
+for _r, _ph in _SF_NEXT.items():
+    SF_NEXT_PHASE[_r] = _ph
+assert SF_DONE not in _SF_NEXT and (SF_NEXT_PHASE >= 0).sum() == len(_SF_NEXT) == SF_NEXT_PHASE.size - 1
 
 
 @njit(cache=True, inline="always")
@@ -158,7 +227,7 @@ def preemptible(k, op, phase):
     Patch 5 (nonpreemptible_free) removes every one inside SLUB's slab_free."""
     if PHASE_PREEMPTIBLE_TABLE[op, phase] == 0:
         return False
-    if (op == OP_FREE or op == OP_CACHE_FREE) and phase > 0 and \
+    if (op == OP_FREE or op == OP_CACHE_FREE) and phase != PH_FREE and \
             k.config[S.CONFIG_NONPREEMPTIBLE_FREE] != 0:
         return False
     return True
@@ -170,7 +239,8 @@ def task_preemptible(k, t):
     cache destruction included (its flush_all wait is not a preemption point)."""
     op = k.task[t, S.TASK_OP]
     phase = k.task[t, S.TASK_PHASE]
-    if (op == OP_MEMCG_OFFLINE or op == OP_CACHE_DESTROY) and phase == 1:
+    if op == OP_MEMCG_OFFLINE and phase == PH_OFFLINE_SHRINK or \
+            op == OP_CACHE_DESTROY and phase == PH_DESTROY_SHUTDOWN:
         return PHASE_PREEMPTIBLE_TABLE[OP_SHRINK, k.task[t, S.TASK_SUB_PHASE]] != 0
     return preemptible(k, op, phase)
 
@@ -187,7 +257,7 @@ def op_start(k, t, op, cache, node, size, obj):
     the task table is read once, see fastpath.py.)"""
     task = k.task
     task[t, S.TASK_OP] = op
-    task[t, S.TASK_PHASE] = 0
+    task[t, S.TASK_PHASE] = FIRST_PHASE
     task[t, S.TASK_CACHE] = cache
     task[t, S.TASK_CACHE_GEN] = k.kmem_cache[cache, S.KMEM_CACHE_GEN] if cache >= 0 else -1
     task[t, S.TASK_NODE] = node
@@ -198,7 +268,7 @@ def op_start(k, t, op, cache, node, size, obj):
     task[t, S.TASK_ITER] = 0
     task[t, S.TASK_AUX] = 0
     task[t, S.TASK_RESULT] = 0
-    task[t, S.TASK_SUB_PHASE] = 0
+    task[t, S.TASK_SUB_PHASE] = FIRST_PHASE
     task[t, S.TASK_ITER2] = 0
     task[t, S.TASK_OPS_STARTED] += 1
 
@@ -348,7 +418,7 @@ def op_step(k, t):
         if obj != 0:
             task[t, S.TASK_RESULT] = obj
             return _task_done(task, t)
-    elif (op == OP_FREE or op == OP_CACHE_FREE) and task[t, S.TASK_PHASE] == 0:
+    elif (op == OP_FREE or op == OP_CACHE_FREE) and task[t, S.TASK_PHASE] == PH_FREE:
         want = task[t, S.TASK_CACHE] if op == OP_CACHE_FREE else -1
         pfn = kfree_fastpath(k, task[t, S.TASK_OBJ], want, task[t, S.TASK_CACHE_GEN], task[t, S.TASK_CPU])
         if pfn != 0:  # the task row as _free_step leaves it
@@ -413,30 +483,30 @@ def _slab_shrink(k, t, op, phase, cpu, s, gen):
     """SLAB's __kmem_cache_shrink(): drain_cpu_caches (do_drain by IPI, then every
     node's alien arrays, then every node's shared array), then drain_freelist per node;
     one node per phase.  Returns the next phase, SH_DONE or SH_BLOCKED."""
-    if phase == 1:
+    if phase == PH_SHRINK_WAIT:
         if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
             return SH_BLOCKED
         k.task[t, S.TASK_ITER] = 0
-        return 2
+        return PH_SHRINK_NODE
     if not cache_touch(k, s, gen, cpu, t, op, phase):
         return SH_DONE
-    if phase == 0:
+    if phase == PH_SHRINK_FLUSH:
         k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_DRAIN)  # drain_cpu_caches
-        return 1
+        return PH_SHRINK_WAIT
     nodes = k.machine[0, S.MACHINE_NR_NODES]
     nid = k.task[t, S.TASK_ITER]
-    if phase == 2:
+    if phase == PH_SHRINK_NODE:
         SLAB.drain_alien_cache(k, s, nid, cpu)
-    elif phase == 3:
+    elif phase == PH_SHRINK_KFREE:
         SLAB.shrink_drain_shared(k, s, nid, cpu)
     else:
         SLAB.shrink_free_node(k, s, nid, cpu)
     nid += 1
     if nid >= nodes:
-        if phase == 4:
+        if phase == PH_SHRINK_DRAIN_FREELIST:
             return SH_DONE
         k.task[t, S.TASK_ITER] = 0
-        return phase + 1
+        return PH_SHRINK_KFREE if phase == PH_SHRINK_NODE else PH_SHRINK_DRAIN_FREELIST
     k.task[t, S.TASK_ITER] = nid
     return phase
 
@@ -459,7 +529,7 @@ def _reap_step(k, t, cpu):
 @njit(cache=True)
 def _free_step(k, t, op, phase, cpu):
     obj = k.task[t, S.TASK_OBJ]
-    if phase == 0:
+    if phase == PH_FREE:
         kind, pfn = classify_free(k, obj)
         if kind == PTR_NULL:
             return _finish(k, t)
@@ -491,18 +561,18 @@ def _free_step(k, t, op, phase, cpu):
             return _finish(k, t)
         if slab_free_fast(k, s, pfn, obj, cpu):
             return _finish(k, t)
-        k.task[t, S.TASK_PHASE] = 1
+        k.task[t, S.TASK_PHASE] = PH_FREE_SLOW
         return STEP_NEXT
     s = k.task[t, S.TASK_CACHE]
     gen = k.task[t, S.TASK_CACHE_GEN]
     pfn = k.task[t, S.TASK_PAGE]
     if not cache_touch(k, s, gen, cpu, t, op, phase):
         return _finish(k, t)
-    if phase == 1:
+    if phase == PH_FREE_SLOW:
         r = slab_free_begin(k, s, gen, pfn, obj, cpu, t)
-    elif phase == 2:
+    elif phase == PH_FREE_CMPXCHG:
         r = slab_free_cmpxchg(k, s, gen, pfn, obj, cpu, t)
-    elif phase == 3:
+    elif phase == PH_FREE_PUT_PARTIAL:
         r = slab_free_put_partial(k, s, gen, pfn, cpu, t)
     else:
         # fault injection, the race window "put_cpu_partial -> stat(s, CPU_PARTIAL_FREE)"
@@ -515,14 +585,7 @@ def _free_step(k, t, op, phase, cpu):
         r = slab_free_stat(k, s, gen, cpu, t)
     if r == SF_DONE:
         return _finish(k, t)
-    if r == SF_CMPXCHG:
-        k.task[t, S.TASK_PHASE] = 2
-    elif r == SF_RETRY:
-        k.task[t, S.TASK_PHASE] = 1
-    elif r == SF_PUT_PARTIAL:
-        k.task[t, S.TASK_PHASE] = 3
-    else:
-        k.task[t, S.TASK_PHASE] = 4
+    k.task[t, S.TASK_PHASE] = SF_NEXT_PHASE[r]
     return STEP_NEXT
 
 
@@ -532,17 +595,17 @@ def _slub_shrink(k, t, op, phase, cpu, s, gen):
     then waiting for them), one node per phase, kfree the array.  Returns the next
     phase, SH_DONE or SH_BLOCKED.  With TF_SHUTDOWN (__kmem_cache_shutdown) no array is
     allocated: empty slabs are freed, nothing is sorted."""
-    if phase == 1:  # flush_all: wait for every IPI to be acknowledged
+    if phase == PH_SHRINK_WAIT:  # flush_all: wait for every IPI to be acknowledged
         if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
             return SH_BLOCKED
         k.task[t, S.TASK_ITER] = 0
-        return 2
-    if phase == 3:
+        return PH_SHRINK_NODE
+    if phase == PH_SHRINK_KFREE:
         kfree_inline(k, k.task[t, S.TASK_AUX], cpu, t)
         return SH_DONE
     if not cache_touch(k, s, gen, cpu, t, op, phase):
         return SH_DONE
-    if phase == 0:
+    if phase == PH_SHRINK_FLUSH:
         arr = 0
         if (k.task[t, S.TASK_FLAGS] & TF_SHUTDOWN) == 0:
             objects = k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
@@ -553,21 +616,15 @@ def _slub_shrink(k, t, op, phase, cpu, s, gen):
                 return SH_DONE
         k.task[t, S.TASK_AUX] = arr
         k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_FLUSH_CPU_SLAB)  # flush_all
-        return 1
-    # phase 2: one node per phase
+        return PH_SHRINK_WAIT
+    # PH_SHRINK_NODE: one node per phase
     nid = k.task[t, S.TASK_ITER]
     shrink_node(k, s, gen, nid, k.task[t, S.TASK_AUX] != 0, cpu)
     nid += 1
     k.task[t, S.TASK_ITER] = nid
     if nid >= k.machine[0, S.MACHINE_NR_NODES]:
-        return 3
-    return 2
-
-
-# shrink_step results besides the next phase
-SH_DONE = -1
-SH_BLOCKED = -2
-TF_SHUTDOWN = 1 << 8  # task flag: the shrink is __kmem_cache_shutdown's
+        return PH_SHRINK_KFREE
+    return PH_SHRINK_NODE
 
 
 @njit(cache=True)
@@ -580,9 +637,9 @@ def shrink_step(k, t, op, phase, cpu, s, gen):
 
 # -- memcg offline and cache destruction ------------------------------------------------
 @njit(cache=True)
-def _nested_shrink(k, t, op, cpu, s, gen):
-    """Phase 1 of memcg offline and of cache destruction: kmem_cache_shrink(s), one of
-    its phases per step (task.sub_phase), then phase 2."""
+def _nested_shrink(k, t, op, cpu, s, gen, then):
+    """PH_OFFLINE_SHRINK and PH_DESTROY_SHUTDOWN: kmem_cache_shrink(s), one of its
+    phases per step (task.sub_phase), then the op's phase `then`."""
     r = shrink_step(k, t, op, k.task[t, S.TASK_SUB_PHASE], cpu, s, gen)
     if r == SH_BLOCKED:
         return STEP_BLOCKED
@@ -590,7 +647,7 @@ def _nested_shrink(k, t, op, cpu, s, gen):
         k.task[t, S.TASK_SUB_PHASE] = r
         return STEP_NEXT
     k.task[t, S.TASK_ITER] = 0
-    k.task[t, S.TASK_PHASE] = 2
+    k.task[t, S.TASK_PHASE] = then
     return STEP_NEXT
 
 @njit(cache=True)
@@ -607,7 +664,7 @@ def _offline_step(k, t, op, phase, cpu):
       3  synchronize_sched(): blocked (a quiescent state) until a grace period passed;
       4  the collected caches' unregister work is queued."""
     m = k.task[t, S.TASK_OBJ]
-    if phase == 0:
+    if phase == PH_OFFLINE_NEXT:
         if k.task[t, S.TASK_ITER2] == 0:
             # css offline under memcg_slab_mutex: a creation work either published its
             # cache before (seen below) or finds the memcg offline and gives up
@@ -621,9 +678,9 @@ def _offline_step(k, t, op, phase, cpu):
         while r < caches and load_acquire(k.memcg_caches, (m, r)) < 0:
             r += 1
         if r >= caches:
-            if (k.task[t, S.TASK_FLAGS] & 1) != 0:  # caches collected for patch 6
+            if (k.task[t, S.TASK_FLAGS] & TF_CACHES_COLLECTED) != 0:
                 k.task[t, S.TASK_ITER] = 0
-                k.task[t, S.TASK_PHASE] = 3
+                k.task[t, S.TASK_PHASE] = PH_OFFLINE_SYNC
                 return STEP_NEXT
             memcg_release_if_unpinned(k, m)
             return _finish(k, t)
@@ -634,14 +691,14 @@ def _offline_step(k, t, op, phase, cpu):
         mark_dead(k, child)
         k.task[t, S.TASK_ITER] = 0
         k.task[t, S.TASK_AUX] = 0
-        k.task[t, S.TASK_SUB_PHASE] = 0
-        k.task[t, S.TASK_PHASE] = 1
+        k.task[t, S.TASK_SUB_PHASE] = PH_SHRINK_FLUSH
+        k.task[t, S.TASK_PHASE] = PH_OFFLINE_SHRINK
         return STEP_NEXT
     s = k.task[t, S.TASK_CACHE]
     gen = k.task[t, S.TASK_CACHE_GEN]
-    if phase == 1:
-        return _nested_shrink(k, t, op, cpu, s, gen)
-    if phase == 2:
+    if phase == PH_OFFLINE_SHRINK:
+        return _nested_shrink(k, t, op, cpu, s, gen, PH_OFFLINE_PUT_REF)
+    if phase == PH_OFFLINE_PUT_REF:
         if cache_touch(k, s, gen, cpu, t, op, phase):
             if k.config[S.CONFIG_DEAD_CACHES] == 0:
                 # pre-series: destroy only an empty cache; a cache with objects leaks
@@ -655,19 +712,19 @@ def _offline_step(k, t, op, phase, cpu):
                     if k.config[S.CONFIG_SYNC_BEFORE_DESTROY] == 0:
                         destroy_by_work(k, s, gen, cpu)  # at once
                     elif claim_destroy(k, s, DESTROY_AFTER_SYNC):
-                        k.task[t, S.TASK_FLAGS] |= 1
-        k.task[t, S.TASK_PHASE] = 0
+                        k.task[t, S.TASK_FLAGS] |= TF_CACHES_COLLECTED
+        k.task[t, S.TASK_PHASE] = PH_OFFLINE_NEXT
         return STEP_NEXT
-    if phase == 3:  # synchronize_sched()
+    if phase == PH_OFFLINE_SYNC:  # synchronize_sched()
         if k.task[t, S.TASK_ITER] == 0:
             k.task[t, S.TASK_AUX] = rcu_request_gp(k)
             k.task[t, S.TASK_ITER] = 1
         rcu_qs(k, cpu)  # the task sleeps: a quiescent state of this CPU
         if not rcu_sync_done(k, k.task[t, S.TASK_AUX]):
             return STEP_BLOCKED
-        k.task[t, S.TASK_PHASE] = 4
+        k.task[t, S.TASK_PHASE] = PH_OFFLINE_UNREGISTER
         return STEP_NEXT
-    # phase 4: unregister what was collected
+    # PH_OFFLINE_UNREGISTER: unregister what was collected
     for c in range(k.kmem_cache.shape[0]):
         if k.memcg_cache_params[c, S.MEMCG_CACHE_PARAMS_MEMCG] == m and \
                 k.memcg_cache_params[c, S.MEMCG_CACHE_PARAMS_DESTROYING] == DESTROY_AFTER_SYNC and \
@@ -686,17 +743,18 @@ def _destroy_step(k, t, op, phase, cpu, s, gen):
          by phase (the shrink machinery with TF_SHUTDOWN);
       2  a cache that still holds slabs is not destroyed (the kernel's "Slab cache still
          has objects"); else kmem_cache_release frees its rows."""
-    if phase == 0:
+    if phase == PH_DESTROY:
         if k.kmem_cache[s, S.KMEM_CACHE_GEN] != gen or k.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
             return _finish(k, t)
         k.task[t, S.TASK_FLAGS] |= TF_SHUTDOWN
-        k.task[t, S.TASK_SUB_PHASE] = 0
+        k.task[t, S.TASK_SUB_PHASE] = PH_SHRINK_FLUSH
         k.task[t, S.TASK_ITER] = 0
         k.task[t, S.TASK_AUX] = 0
-        k.task[t, S.TASK_PHASE] = 1
+        k.task[t, S.TASK_PHASE] = PH_DESTROY_SHUTDOWN
         return STEP_NEXT
-    if phase == 1:
-        return _nested_shrink(k, t, op, cpu, s, gen)
+    if phase == PH_DESTROY_SHUTDOWN:
+        return _nested_shrink(k, t, op, cpu, s, gen, PH_DESTROY_RELEASE)
+    # PH_DESTROY_RELEASE
     if cache_touch(k, s, gen, cpu, t, op, phase):
         if cache_slabs(k, s) != 0:
             k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_DESTROYING] = DESTROY_NONE

@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from ..machine.atomics import fetch_add
-from ..machine.prng import seed_state, shared_next, uniform_below
+from ..machine.prng import STREAM_ZONE_FAIL, seed_stream, shared_next, uniform_below
 from ..machine.spinlock import spin_lock, spin_unlock
 from ..machine.structs import (
     MACHINE_KASAN,
@@ -89,9 +89,9 @@ NUMA_NO_NODE = -1
 
 
 # -- boot ---------------------------------------------------------------------------
-def free_area_init(mem, topology, node_ranges) -> None:
+def free_area_init(k, topology, node_ranges) -> None:
     """free_area_init_nodes + build_zonelists + free_all_bootmem, from Python at boot."""
-    page, zone = mem.page, mem.zone
+    page, zone = k.page, k.zone
     page[:, :] = 0
     page[:, PAGE_LRU_NEXT] = -1
     page[:, PAGE_LRU_PREV] = -1
@@ -102,255 +102,245 @@ def free_area_init(mem, topology, node_ranges) -> None:
     page[0, PAGE_NODE] = -1
     zone[:, :] = 0
     ids = [n.id for n in topology.nodes]
-    for k, (start, pages) in enumerate(node_ranges):
-        page[start:start + pages, PAGE_NODE] = k
-        zone[k, ZONE_FREE_HEAD_0:ZONE_FREE_HEAD_0 + MAX_ORDER] = -1
-        zone[k, ZONE_START_PFN] = start
-        zone[k, ZONE_SPANNED_PAGES] = pages
-        zone[k, ZONE_LOCK] = k
-        zone[k, ZONE_FAIL_RNG] = seed_state(0, k)
+    for nid, (start, pages) in enumerate(node_ranges):
+        page[start:start + pages, PAGE_NODE] = nid
+        zone[nid, ZONE_FREE_HEAD_0:ZONE_FREE_HEAD_0 + MAX_ORDER] = -1
+        zone[nid, ZONE_START_PFN] = start
+        zone[nid, ZONE_SPANNED_PAGES] = pages
+        zone[nid, ZONE_LOCK] = nid
+        zone[nid, ZONE_FAIL_RNG] = seed_stream(0, STREAM_ZONE_FAIL, nid)
         # zonelist: self first, then by distance (ties by node id), as build_zonelists.
-        order = topology.fallback_order(topology.nodes[k].id)
-        mem.zonelist[k, :] = [ids.index(n) for n in order]
-    _free_all_bootmem(mem)
+        order = topology.fallback_order(topology.nodes[nid].id)
+        k.zonelist[nid, :] = [ids.index(n) for n in order]
+    _free_all_bootmem(k)
 
 
 @njit(cache=True)
-def _free_all_bootmem(mem):
+def _free_all_bootmem(k):
     """Hand every frame of every node to its free lists in the largest aligned blocks."""
-    kasan = mem.machine[0, MACHINE_KASAN] != 0
-    shift = mem.machine[0, MACHINE_PAGE_SHIFT]
-    for nid in range(mem.zone.shape[0]):
-        start = mem.zone[nid, ZONE_START_PFN]
-        spanned = mem.zone[nid, ZONE_SPANNED_PAGES]
+    kasan = k.machine[0, MACHINE_KASAN] != 0
+    shift = k.machine[0, MACHINE_PAGE_SHIFT]
+    for nid in range(k.zone.shape[0]):
+        start = k.zone[nid, ZONE_START_PFN]
+        spanned = k.zone[nid, ZONE_SPANNED_PAGES]
         rel = 0
         while rel < spanned:
             order = MAX_ORDER - 1
             while order > 0 and ((rel & ((1 << order) - 1)) != 0 or rel + (1 << order) > spanned):
                 order -= 1
             pfn = start + rel
-            mem.page[pfn, PAGE_FLAGS] = PG_BUDDY
-            mem.page[pfn, PAGE_PRIVATE] = order
-            _free_list_add(mem, nid, order, pfn)
-            mem.zone[nid, ZONE_NR_FREE_PAGES] += 1 << order
+            k.page[pfn, PAGE_FLAGS] = PG_BUDDY
+            k.page[pfn, PAGE_PRIVATE] = order
+            _free_list_add(k, nid, order, pfn)
+            k.zone[nid, ZONE_NR_FREE_PAGES] += 1 << order
             rel += 1 << order
         if kasan and spanned > 0:
-            kasan_poison_shadow(mem.shadow, start << shift, spanned << shift, KASAN_FREE_PAGE)
+            kasan_poison_shadow(k.shadow, start << shift, spanned << shift, KASAN_FREE_PAGE)
 
 
-def set_fail_injection(mem, nid: int, ppm: int = 0, nth: int = 0, seed: int = 0) -> None:
+def set_fail_injection(k, nid: int, ppm: int = 0, nth: int = 0, seed: int = 0) -> None:
     """fail_page_alloc for one node: fail with probability ppm/1e6, or the Nth call."""
-    mem.zone[nid, ZONE_FAIL_PPM] = ppm
-    mem.zone[nid, ZONE_FAIL_NTH] = nth
-    mem.zone[nid, ZONE_FAIL_RNG] = seed_state(seed, nid)
+    k.zone[nid, ZONE_FAIL_PPM] = ppm
+    k.zone[nid, ZONE_FAIL_NTH] = nth
+    k.zone[nid, ZONE_FAIL_RNG] = seed_stream(seed, STREAM_ZONE_FAIL, nid)
 
 
 # -- free lists ---------------------------------------------------------------------
 @njit(cache=True)
-def _free_list_add(mem, nid, order, pfn):
-    head = mem.zone[nid, ZONE_FREE_HEAD_0 + order]
-    mem.page[pfn, PAGE_LRU_NEXT] = head
-    mem.page[pfn, PAGE_LRU_PREV] = -1
+def _free_list_add(k, nid, order, pfn):
+    head = k.zone[nid, ZONE_FREE_HEAD_0 + order]
+    k.page[pfn, PAGE_LRU_NEXT] = head
+    k.page[pfn, PAGE_LRU_PREV] = -1
     if head >= 0:
-        mem.page[head, PAGE_LRU_PREV] = pfn
-    mem.zone[nid, ZONE_FREE_HEAD_0 + order] = pfn
-    mem.zone[nid, ZONE_NR_FREE_0 + order] += 1
+        k.page[head, PAGE_LRU_PREV] = pfn
+    k.zone[nid, ZONE_FREE_HEAD_0 + order] = pfn
+    k.zone[nid, ZONE_NR_FREE_0 + order] += 1
 
 
 @njit(cache=True)
-def _free_list_del(mem, nid, order, pfn):
-    nxt = mem.page[pfn, PAGE_LRU_NEXT]
-    prv = mem.page[pfn, PAGE_LRU_PREV]
+def _free_list_del(k, nid, order, pfn):
+    nxt = k.page[pfn, PAGE_LRU_NEXT]
+    prv = k.page[pfn, PAGE_LRU_PREV]
     if prv >= 0:
-        mem.page[prv, PAGE_LRU_NEXT] = nxt
+        k.page[prv, PAGE_LRU_NEXT] = nxt
     else:
-        mem.zone[nid, ZONE_FREE_HEAD_0 + order] = nxt
+        k.zone[nid, ZONE_FREE_HEAD_0 + order] = nxt
     if nxt >= 0:
-        mem.page[nxt, PAGE_LRU_PREV] = prv
-    mem.page[pfn, PAGE_LRU_NEXT] = -1
-    mem.page[pfn, PAGE_LRU_PREV] = -1
-    mem.zone[nid, ZONE_NR_FREE_0 + order] -= 1
+        k.page[nxt, PAGE_LRU_PREV] = prv
+    k.page[pfn, PAGE_LRU_NEXT] = -1
+    k.page[pfn, PAGE_LRU_PREV] = -1
+    k.zone[nid, ZONE_NR_FREE_0 + order] -= 1
 
 
 @njit(cache=True)
-def __rmqueue_smallest(mem, nid, order):
+def __rmqueue_smallest(k, nid, order):
     """Take a block of 2^order pages from node nid (zone lock held), or -1."""
     for o in range(order, MAX_ORDER):
-        pfn = mem.zone[nid, ZONE_FREE_HEAD_0 + o]
+        pfn = k.zone[nid, ZONE_FREE_HEAD_0 + o]
         if pfn < 0:
             continue
-        _free_list_del(mem, nid, o, pfn)
-        mem.page[pfn, PAGE_FLAGS] &= ~PG_BUDDY
-        mem.page[pfn, PAGE_PRIVATE] = 0
+        _free_list_del(k, nid, o, pfn)
+        k.page[pfn, PAGE_FLAGS] &= ~PG_BUDDY
+        k.page[pfn, PAGE_PRIVATE] = 0
         # expand(): give back the upper halves
         while o > order:
             o -= 1
             buddy = pfn + (1 << o)
-            mem.page[buddy, PAGE_FLAGS] |= PG_BUDDY
-            mem.page[buddy, PAGE_PRIVATE] = o
-            _free_list_add(mem, nid, o, buddy)
-        mem.zone[nid, ZONE_NR_FREE_PAGES] -= 1 << order
+            k.page[buddy, PAGE_FLAGS] |= PG_BUDDY
+            k.page[buddy, PAGE_PRIVATE] = o
+            _free_list_add(k, nid, o, buddy)
+        k.zone[nid, ZONE_NR_FREE_PAGES] -= 1 << order
         return pfn
     return -1
 
 
 @njit(cache=True)
-def __free_one_page(mem, nid, pfn, order):
+def __free_one_page(k, nid, pfn, order):
     """Free a block and merge it with its buddies (zone lock held)."""
-    start = mem.zone[nid, ZONE_START_PFN]
-    spanned = mem.zone[nid, ZONE_SPANNED_PAGES]
+    start = k.zone[nid, ZONE_START_PFN]
+    spanned = k.zone[nid, ZONE_SPANNED_PAGES]
     rel = pfn - start
-    mem.zone[nid, ZONE_NR_FREE_PAGES] += 1 << order
+    k.zone[nid, ZONE_NR_FREE_PAGES] += 1 << order
     while order < MAX_ORDER - 1:
         brel = rel ^ (1 << order)
         if brel + (1 << order) > spanned:
             break
         bpfn = start + brel
-        if (mem.page[bpfn, PAGE_FLAGS] & PG_BUDDY) == 0 or mem.page[bpfn, PAGE_PRIVATE] != order:
+        if (k.page[bpfn, PAGE_FLAGS] & PG_BUDDY) == 0 or k.page[bpfn, PAGE_PRIVATE] != order:
             break
-        _free_list_del(mem, nid, order, bpfn)
-        mem.page[bpfn, PAGE_FLAGS] &= ~PG_BUDDY
-        mem.page[bpfn, PAGE_PRIVATE] = 0
+        _free_list_del(k, nid, order, bpfn)
+        k.page[bpfn, PAGE_FLAGS] &= ~PG_BUDDY
+        k.page[bpfn, PAGE_PRIVATE] = 0
         rel &= brel
         order += 1
     head = start + rel
-    mem.page[head, PAGE_FLAGS] |= PG_BUDDY
-    mem.page[head, PAGE_PRIVATE] = order
-    _free_list_add(mem, nid, order, head)
+    k.page[head, PAGE_FLAGS] |= PG_BUDDY
+    k.page[head, PAGE_PRIVATE] = order
+    _free_list_add(k, nid, order, head)
 
 
 # -- the API ------------------------------------------------------------------------
 @njit(cache=True)
-def should_fail_alloc_page(mem, nid):
+def should_fail_alloc_page(k, nid):
     """fail_page_alloc's decision for an allocation preferring node nid."""
-    calls = fetch_add(mem.zone, (nid, ZONE_ALLOC_CALLS), 1) + 1
-    nth = mem.zone[nid, ZONE_FAIL_NTH]
+    calls = fetch_add(k.zone, (nid, ZONE_ALLOC_CALLS), 1) + 1
+    nth = k.zone[nid, ZONE_FAIL_NTH]
     if nth > 0 and calls == nth:
         return True
-    ppm = mem.zone[nid, ZONE_FAIL_PPM]
+    ppm = k.zone[nid, ZONE_FAIL_PPM]
     if ppm > 0:
-        x = shared_next(mem.zone, (nid, ZONE_FAIL_RNG))
+        x = shared_next(k.zone, (nid, ZONE_FAIL_RNG))
         if uniform_below(x, 1_000_000) < ppm:
             return True
     return False
 
 
 @njit(cache=True)
-def alloc_pages_node(mem, nid, order, gfp, cpu):
+def alloc_pages_node(k, nid, order, gfp, cpu):
     """__alloc_pages_nodemask(): a block of 2^order pages, preferring node nid.
 
     nid NUMA_NO_NODE means the node of `cpu`'s memory (the caller passes numa_mem_id()).
     Returns the head pfn, or -1 (allocation failure).  Never returns frame 0.
     """
-    nr_nodes = mem.zone.shape[0]
+    nr_nodes = k.zone.shape[0]
     if order < 0 or order >= MAX_ORDER or nid < 0 or nid >= nr_nodes:
         return -1
-    if should_fail_alloc_page(mem, nid):
-        fetch_add(mem.zone, (nid, ZONE_INJECTED_FAILURES), 1)
-        fetch_add(mem.zone, (nid, ZONE_FAILURES), 1)
+    if should_fail_alloc_page(k, nid):
+        fetch_add(k.zone, (nid, ZONE_INJECTED_FAILURES), 1)
+        fetch_add(k.zone, (nid, ZONE_FAILURES), 1)
         return -1
     pfn = -1
     served = -1
-    for k in range(nr_nodes):
-        z = mem.zonelist[nid, k]
+    for i in range(nr_nodes):
+        z = k.zonelist[nid, i]
         if z != nid and (gfp & __GFP_THISNODE) != 0:
             break
-        if mem.zone[z, ZONE_SPANNED_PAGES] == 0:
+        if k.zone[z, ZONE_SPANNED_PAGES] == 0:
             continue  # memoryless node
-        lock = mem.zone[z, ZONE_LOCK]
-        spin_lock(mem.lock, lock, cpu)
-        pfn = __rmqueue_smallest(mem, z, order)
+        lock = k.zone[z, ZONE_LOCK]
+        spin_lock(k.lock, lock, cpu)
+        pfn = __rmqueue_smallest(k, z, order)
         if pfn >= 0:
-            mem.zone[z, ZONE_ALLOCS] += 1
-        spin_unlock(mem.lock, lock)
+            k.zone[z, ZONE_ALLOCS] += 1
+        spin_unlock(k.lock, lock)
         if pfn >= 0:
             served = z
             break
     if pfn < 0:
-        fetch_add(mem.zone, (nid, ZONE_FAILURES), 1)
+        fetch_add(k.zone, (nid, ZONE_FAILURES), 1)
         return -1
     if served != nid:
-        fetch_add(mem.zone, (nid, ZONE_FALLBACKS), 1)
-    _prep_new_page(mem, pfn, order, gfp)
+        fetch_add(k.zone, (nid, ZONE_FALLBACKS), 1)
+    _prep_new_page(k, pfn, order, gfp)
     return pfn
 
 
 @njit(cache=True)
-def _prep_new_page(mem, pfn, order, gfp):
-    shift = mem.machine[0, MACHINE_PAGE_SHIFT]
+def _prep_new_page(k, pfn, order, gfp):
+    shift = k.machine[0, MACHINE_PAGE_SHIFT]
     n = 1 << order
-    if mem.machine[0, MACHINE_KASAN] != 0:
-        kasan_unpoison_shadow(mem.shadow, pfn << shift, n << shift)
+    if k.machine[0, MACHINE_KASAN] != 0:
+        kasan_unpoison_shadow(k.shadow, pfn << shift, n << shift)
     if (gfp & __GFP_ZERO) != 0:
-        mem.ram[pfn << shift:(pfn + n) << shift] = 0
+        k.ram[pfn << shift:(pfn + n) << shift] = 0
     if (gfp & __GFP_COMP) != 0 and order > 0:
-        mem.page[pfn, PAGE_FLAGS] |= PG_HEAD
-        mem.page[pfn, PAGE_COMPOUND_ORDER] = order
+        k.page[pfn, PAGE_FLAGS] |= PG_HEAD
+        k.page[pfn, PAGE_COMPOUND_ORDER] = order
         for t in range(pfn + 1, pfn + n):
-            mem.page[t, PAGE_FLAGS] |= PG_TAIL
-            mem.page[t, PAGE_COMPOUND_HEAD] = pfn
+            k.page[t, PAGE_FLAGS] |= PG_TAIL
+            k.page[t, PAGE_COMPOUND_HEAD] = pfn
 
 
 @njit(cache=True)
-def __free_pages(mem, pfn, order, cpu):
+def __free_pages(k, pfn, order, cpu):
     """Free a block of 2^order pages that alloc_pages_node returned.
 
     Returns FREE_OK, or FREE_BAD_PAGE for a frame that is not an allocated block head of
     that order (a double free, the guard frame, a tail page, a compound order mismatch):
     bad_page() reports and leaves the page alone, as free_pages_check does.
     """
-    if pfn <= 0 or pfn >= mem.page.shape[0] or order < 0 or order >= MAX_ORDER:
+    if pfn <= 0 or pfn >= k.page.shape[0] or order < 0 or order >= MAX_ORDER:
         return FREE_BAD_PAGE
-    flags = mem.page[pfn, PAGE_FLAGS]
+    flags = k.page[pfn, PAGE_FLAGS]
     if (flags & (PG_BUDDY | PG_RESERVED | PG_TAIL)) != 0:
         return FREE_BAD_PAGE
-    if (flags & PG_HEAD) != 0 and mem.page[pfn, PAGE_COMPOUND_ORDER] != order:
+    if (flags & PG_HEAD) != 0 and k.page[pfn, PAGE_COMPOUND_ORDER] != order:
         return FREE_BAD_PAGE
-    nid = mem.page[pfn, PAGE_NODE]
-    start = mem.zone[nid, ZONE_START_PFN]
-    if ((pfn - start) & ((1 << order) - 1)) != 0 or pfn - start + (1 << order) > mem.zone[nid, ZONE_SPANNED_PAGES]:
+    nid = k.page[pfn, PAGE_NODE]
+    start = k.zone[nid, ZONE_START_PFN]
+    if ((pfn - start) & ((1 << order) - 1)) != 0 or pfn - start + (1 << order) > k.zone[nid, ZONE_SPANNED_PAGES]:
         return FREE_BAD_PAGE
     n = 1 << order
     if (flags & PG_HEAD) != 0:
         for t in range(pfn + 1, pfn + n):
-            mem.page[t, PAGE_FLAGS] &= ~PG_TAIL
-            mem.page[t, PAGE_COMPOUND_HEAD] = -1
-        mem.page[pfn, PAGE_COMPOUND_ORDER] = 0
-    mem.page[pfn, PAGE_FLAGS] = 0
-    mem.page[pfn, PAGE_SLAB_CACHE] = -1
-    mem.page[pfn, PAGE_MEMCG] = -1
-    if mem.machine[0, MACHINE_KASAN] != 0:
-        shift = mem.machine[0, MACHINE_PAGE_SHIFT]
-        kasan_poison_shadow(mem.shadow, pfn << shift, n << shift, KASAN_FREE_PAGE)
-    lock = mem.zone[nid, ZONE_LOCK]
-    spin_lock(mem.lock, lock, cpu)
-    __free_one_page(mem, nid, pfn, order)
-    mem.zone[nid, ZONE_FREES] += 1
-    spin_unlock(mem.lock, lock)
+            k.page[t, PAGE_FLAGS] &= ~PG_TAIL
+            k.page[t, PAGE_COMPOUND_HEAD] = -1
+        k.page[pfn, PAGE_COMPOUND_ORDER] = 0
+    k.page[pfn, PAGE_FLAGS] = 0
+    k.page[pfn, PAGE_SLAB_CACHE] = -1
+    k.page[pfn, PAGE_MEMCG] = -1
+    if k.machine[0, MACHINE_KASAN] != 0:
+        shift = k.machine[0, MACHINE_PAGE_SHIFT]
+        kasan_poison_shadow(k.shadow, pfn << shift, n << shift, KASAN_FREE_PAGE)
+    lock = k.zone[nid, ZONE_LOCK]
+    spin_lock(k.lock, lock, cpu)
+    __free_one_page(k, nid, pfn, order)
+    k.zone[nid, ZONE_FREES] += 1
+    spin_unlock(k.lock, lock)
     return FREE_OK
 
 
-@njit(cache=True)
-def page_address(mem, pfn):
-    return pfn << mem.machine[0, MACHINE_PAGE_SHIFT]
-
-
-@njit(cache=True)
-def virt_to_pfn(mem, addr):
-    return addr >> mem.machine[0, MACHINE_PAGE_SHIFT]
-
-
 @njit(cache=True, inline="always")
-def compound_head(mem, pfn):
+def compound_head(k, pfn):
     """compound_head(): the head frame of a tail page, else the frame itself."""
-    if (mem.page[pfn, PAGE_FLAGS] & PG_TAIL) != 0:
-        return mem.page[pfn, PAGE_COMPOUND_HEAD]
+    if (k.page[pfn, PAGE_FLAGS] & PG_TAIL) != 0:
+        return k.page[pfn, PAGE_COMPOUND_HEAD]
     return pfn
 
 
 # -- reports and invariants ---------------------------------------------------------
-def zone_stats(mem, nid: int) -> dict:
-    z = mem.zone[nid]
+def zone_stats(k, nid: int) -> dict:
+    z = k.zone[nid]
     return {
         "node": nid,
         "spanned_pages": int(z[ZONE_SPANNED_PAGES]),
@@ -365,10 +355,10 @@ def zone_stats(mem, nid: int) -> dict:
     }
 
 
-def check_buddy(mem) -> list[str]:
+def check_buddy(k) -> list[str]:
     """The invariants of the module docstring at a quiescent point; the violated ones."""
     bad: list[str] = []
-    page, zone = mem.page, mem.zone
+    page, zone = k.page, k.zone
     owner = np.full(page.shape[0], -1, dtype=np.int64)
     heads: set[int] = set()  # every listed block's head frame, all nodes
     for nid in range(zone.shape[0]):

@@ -76,14 +76,6 @@ def rcu_qs(k, cpu):
 
 
 @njit(cache=True)
-def rcu_gp_pending(k):
-    """A grace period is in progress or requested."""
-    started = load_acquire(k.rcu, (0, S.RCU_GP_STARTED))
-    return load_acquire(k.rcu, (0, S.RCU_GP_COMPLETED)) < started or \
-        load_acquire(k.rcu, (0, S.RCU_GP_REQUESTED)) > started
-
-
-@njit(cache=True)
 def call_rcu_sched(k, cpu, kind, arg, gen):
     """call_rcu_sched(): run callback `kind`(arg, gen) on this CPU after a grace period.
     False if this CPU's callback list is full."""

@@ -41,6 +41,17 @@ NUMA_NO_NODE = -1
 OP_CACHE_DESTROY = 8  # ops.OP_CACHE_DESTROY (ops imports this module, not the reverse)
 ZERO_SIZE_PTR = 16  # kfree() ignores pointers <= ZERO_SIZE_PTR (ZERO_OR_NULL_PTR)
 
+# Task flags (task.flags), every one of them: distinct bits (checked below), cleared by
+# op_start.  slab_free_inline() clears the word when it is done.
+TF_WAS_FROZEN = 1 << 0  # __slab_free: the slab was frozen when its CAS was computed (slub.py)
+TF_COUNTED = 1 << 1  # __slab_free: stat(s, FREE_SLOWPATH) counted once per free (slub.py)
+TF_DISCARDED = 1 << 2  # this free discarded a slab (the window before its last touch of s)
+TF_SHUTDOWN = 1 << 8  # the shrink is __kmem_cache_shutdown's (ops.py)
+TF_CACHES_COLLECTED = 1 << 9  # memcg offline: a child cache waits for synchronize_sched (patch 6)
+TASK_FLAGS = (TF_WAS_FROZEN, TF_COUNTED, TF_DISCARDED, TF_SHUTDOWN, TF_CACHES_COLLECTED)
+assert all(f & (f - 1) == 0 for f in TASK_FLAGS), "a task flag is one bit"
+assert len(set(TASK_FLAGS)) == len(TASK_FLAGS), "task flags share a bit"
+
 # kfree() pointer classes
 PTR_NULL = 0
 PTR_SLAB = 1

@@ -68,7 +68,15 @@ from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
 from .page_alloc import __GFP_COMP, __free_pages, alloc_pages_node
 from .memcontrol import dead_discards, memcg_charge_slab, memcg_uncharge_slab
-from .slab_common import NUMA_NO_NODE, cache_touch, kasan_kmalloc, node_row
+from .slab_common import (
+    NUMA_NO_NODE,
+    TF_COUNTED,
+    TF_DISCARDED,
+    TF_WAS_FROZEN,
+    cache_touch,
+    kasan_kmalloc,
+    node_row,
+)
 
 # __slab_free phase results (ops.py maps them onto op phases)
 SF_DONE = 0
@@ -77,10 +85,7 @@ SF_PUT_PARTIAL = 2  # the slab was frozen: put_cpu_partial is next
 SF_RETRY = 3  # the CAS failed: start over
 SF_STAT = 4  # put_cpu_partial done: __slab_free's stat(s, CPU_PARTIAL_FREE) is next
 
-# task flags used by __slab_free
-TF_WAS_FROZEN = 1
-TF_COUNTED = 2
-TF_DISCARDED = 4  # this free discarded a slab (the window before its last touch of s)
+# __slab_free's task flags (TF_WAS_FROZEN, TF_COUNTED, TF_DISCARDED) are slab_common.py's
 
 
 # -- the packed word ------------------------------------------------------------------

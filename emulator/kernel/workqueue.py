@@ -19,10 +19,8 @@ from numba import njit
 from ..machine.inbox import inbox_pending, inbox_recv, inbox_send
 from ..machine.machine import NR_RINGS, RING_WORK
 
-WORK_NONE = 0
 WORK_CACHE_CREATE = 1  # memcg_create_cache_work_func: arg root cache, arg2 memcg
 WORK_CACHE_DESTROY = 2  # the unregister work: arg the cache, gen its generation
-WORK_NAMES = ("none", "memcg_create_kmem_cache", "memcg_unregister_cache")
 
 
 @njit(cache=True, _nrt=True)  # allocates: NRT even when called from NRT-free code

@@ -97,20 +97,29 @@ def cmpxchg(typingctx, arr, idx, old, new):
     return sig, codegen
 
 
-def _rmw(op):
+def _with_value(restype, emit, name):
+    """An intrinsic name(arr, idx, val) returning restype: emit(context, builder, ptr, v)
+    generates it from &arr[idx] and val as an int64."""
     def impl(typingctx, arr, idx, val):
         _check_array(arr, idx)
-        sig = types.int64(arr, idx, val)
+        sig = restype(arr, idx, val)
 
         def codegen(context, builder, sig, args):
             ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
             v = _as_i64(context, builder, args[2], sig.args[2])
-            return builder.atomic_rmw(op, ptr, v, "seq_cst")
+            return emit(context, builder, ptr, v)
 
         return sig, codegen
 
-    impl.__name__ = f"fetch_{op}"
+    impl.__name__ = name
     return intrinsic(impl)
+
+
+def _rmw(op):
+    def emit(context, builder, ptr, v):
+        return builder.atomic_rmw(op, ptr, v, "seq_cst")
+
+    return _with_value(types.int64, emit, f"fetch_{op}")
 
 
 fetch_add = _rmw("add")  # returns the value before the add
@@ -137,34 +146,16 @@ load_acquire = _load("acquire")
 load_relaxed = _load("monotonic")
 
 
-@intrinsic
-def store_release(typingctx, arr, idx, val):
-    """smp_store_release(&arr[idx], val)."""
-    _check_array(arr, idx)
-    sig = types.void(arr, idx, val)
-
-    def codegen(context, builder, sig, args):
-        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
-        v = _as_i64(context, builder, args[2], sig.args[2])
-        builder.store_atomic(v, ptr, "release", 8)
+def _store(ordering, name):
+    def emit(context, builder, ptr, v):
+        builder.store_atomic(v, ptr, ordering, 8)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return _with_value(types.void, emit, name)
 
 
-@intrinsic
-def store_relaxed(typingctx, arr, idx, val):
-    """WRITE_ONCE(arr[idx], val)."""
-    _check_array(arr, idx)
-    sig = types.void(arr, idx, val)
-
-    def codegen(context, builder, sig, args):
-        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
-        v = _as_i64(context, builder, args[2], sig.args[2])
-        builder.store_atomic(v, ptr, "monotonic", 8)
-        return context.get_dummy_value()
-
-    return sig, codegen
+store_release = _store("release", "store_release")  # smp_store_release(&arr[idx], val)
+store_relaxed = _store("monotonic", "store_relaxed")  # WRITE_ONCE(arr[idx], val)
 
 
 @intrinsic

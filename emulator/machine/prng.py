@@ -2,10 +2,13 @@
 
 Used wherever a run draws a random number (fault injection, workloads, the deterministic
 scheduler), so that one seed gives one run.  The state is a non-zero int64 word; the
-arithmetic is done on uint64 so that right shifts are logical.
+arithmetic is done on uint64 so that right shifts are logical.  Every state a run seeds
+comes from one of the streams declared below (STREAMS), through seed_stream().
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -47,3 +50,44 @@ def seed_state(seed: int, stream: int = 0) -> int:
     z ^= z >> 31
     z = z or 0x2545F4914F6CDD1D
     return z - (1 << 64) if z >= (1 << 63) else z
+
+
+class Stream(NamedTuple):
+    """A range of PRNG streams: user i (0 <= i < count) is seeded from stream base + i."""
+    name: str
+    base: int
+    count: int
+    drives: str
+
+
+# Every seeded PRNG stream, declared once.  The bases are the stream numbers runs have
+# always used, so one seed still gives the same run byte for byte; the ranges
+# [base, base + count) are disjoint (checked below), each count being the spacing to the
+# next base, and seed_stream() refuses a user beyond its range (more CPUs or zones than
+# the spacing allows would share a stream with another user).
+STREAM_SCHED = Stream("sched", 7, 1, "run/scripted.py: the scripted scheduler's pick of a CPU")
+STREAM_CPU = Stream("cpu", 1000, 4000, "kernel/boot.py: CPU i's rng word (preemption faults, "
+                    "get_any_partial's remote_node_defrag_ratio draw)")
+STREAM_WORKLOAD = Stream("workload", 5000, 2000, "workload/generator.py: CPU i's generator")
+STREAM_ZONE_FAIL = Stream("zone_fail", 7000, 2000, "kernel/page_alloc.py: fail_page_alloc's "
+                          "draws on zone i")
+STREAM_WORKER = Stream("worker", 9000, 1 << 20, "run/runner.py: worker i's pick of its next "
+                       "emulated CPU (worker 0 in deterministic mode); the last range, open-ended")
+STREAMS = (STREAM_SCHED, STREAM_CPU, STREAM_WORKLOAD, STREAM_ZONE_FAIL, STREAM_WORKER)
+
+
+def overlapping_streams(streams) -> list[tuple[str, str]]:
+    """Pairs of streams whose ranges share a stream number."""
+    return [(a.name, b.name) for i, a in enumerate(streams) for b in streams[i + 1:]
+            if a.base < b.base + b.count and b.base < a.base + a.count]
+
+
+assert not overlapping_streams(STREAMS), overlapping_streams(STREAMS)
+
+
+def seed_stream(seed: int, stream: Stream, i: int = 0) -> int:
+    """The initial state of user i of `stream` under a run seed."""
+    if not 0 <= i < stream.count:
+        raise ValueError(f"PRNG stream {stream.name!r} has {stream.count} users, not {i + 1} "
+                         f"(its range would overlap the next stream's)")
+    return seed_state(seed, stream.base + i)

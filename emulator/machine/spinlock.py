@@ -67,7 +67,6 @@ from .structs import (
     LOCK_WAIT_TOTAL,
     LOCK_WORD,
     LOCK_YIELDS,
-    STRUCTS,
 )
 
 SPIN_BEFORE_YIELD = 1024
@@ -169,9 +168,6 @@ def spin_is_locked(locks, row):
 def lock_holder(locks, row):
     """The emulated CPU holding the lock, or -1 (lockdep_assert_held)."""
     return load_relaxed(locks, (row, LOCK_WORD)) - 1
-
-
-LOCK_FIELDS = STRUCTS["lock"].fields
 
 
 def lock_stat_row(locks: np.ndarray, row: int) -> dict:

@@ -1,1 +1,1 @@
-"""The runner and the deterministic scheduler."""
+"""The runner, the worker loop, and the scripted scheduler of tests."""

@@ -25,7 +25,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from ..kernel.ops import OP_CACHE_CREATE, OP_NAMES, phase_name
+from ..kernel.ops import OP_CACHE_CREATE, OP_NAMES, PH_CACHE_CREATE, phase_name
 from ..machine import structs as S
 from ..machine.spinlock import lock_stat_row
 from ..report.slabinfo import kernel_slabinfo_rows
@@ -255,7 +255,7 @@ def kasan_rows(kernel) -> list[dict]:
             if 0 < r[S.KASAN_REPORT_CPU_PREV_OP] < len(OP_NAMES) else None,
             "allocated_by": {"cpu": cpu_id(r[S.KASAN_REPORT_ALLOC_CPU]),
                              "op": "memcg_create_kmem_cache",
-                             "phase": phase_name(OP_CACHE_CREATE, 0)}
+                             "phase": phase_name(OP_CACHE_CREATE, PH_CACHE_CREATE)}
             if bug == S.BUG_CACHE_USE_AFTER_FREE and r[S.KASAN_REPORT_ALLOC_CPU] >= 0 else None,
         })
     return out

@@ -4,9 +4,10 @@ What it models: what each emulated CPU does all the time — take its IPIs (inte
 are enabled at every phase boundary), run the next phase of its workload task's op, or
 issue the next op from the workload generator.  A worker process hosts one emulated CPU
 (true parallelism between workers) or several: then each step picks one hosted CPU from
-the worker's xorshift64 stream, so the interleaving inside a worker is seeded (the
-deterministic mode is one worker hosting every CPU).  Python is entered only between
-batches of `max_steps` steps.
+the worker's xorshift64 stream, so the interleaving inside a worker is seeded
+(`--mode deterministic` is this loop with one worker hosting every CPU, run inline by
+runner.py; run/scripted.py is a different scheduler, for scripted tests).  Python is
+entered only between batches of `max_steps` steps.
 
 Control (the ctl row in shared memory, checked every CTL_EVERY steps with relaxed loads):
   start   workers arrive (wait_start), the parent arrives last and so starts them all;

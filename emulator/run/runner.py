@@ -47,8 +47,9 @@ from ..kernel.boot import Kernel
 from ..kernel.check import check_kernel
 from ..kernel.geometry import kmalloc_slab
 from ..kernel.ops import OP_NAMES, OP_NONE, phase_name
+from ..kernel.page_alloc import set_fail_injection
 from ..machine import structs as S
-from ..machine.prng import seed_state
+from ..machine.prng import STREAM_WORKER, seed_stream
 from ..workload.generator import live_cap, seed_workload, workload_params
 from . import collect as C
 from .loop import (RET_ABORTED, RET_FINISHED, WS_NR, WS_RNG, WS_SCHED_POS, wait_start, worker_buffers,
@@ -202,7 +203,7 @@ def _worker_main(k, wp, wc, cpus, host_cpu, seed, index, parent_pid, cpu_ids):
         if not wait_start(k, 0):
             sys.exit(WORKER_ABORTED)
         ws = np.zeros(WS_NR, np.int64)
-        ws[WS_RNG] = seed_state(seed, 9000 + index)
+        ws[WS_RNG] = seed_stream(seed, STREAM_WORKER, index)
         schedule = np.zeros(0, np.int64)
         cpus_arr = np.asarray(cpus, np.int64)
         buffers = worker_buffers(k)
@@ -274,6 +275,18 @@ class Run:
         self.violations: list[str] = []
         self.checked = False
         self.events: list[dict] = []
+        self.policy = None
+        self.out: Path | None = None
+        self.K = None  # the Kernel, once execute() has booted it
+        self.wc = None  # the workload spec table (workload_params)
+        self.stream = None  # the stream writer, once the start record is written
+        self.t0: float | None = None  # the origin of event times
+        self.t_start: float | None = None  # when the CPUs started stepping
+        self.elapsed_run = 0.0
+        self.procs: list = []  # parallel mode: the worker processes
+        self.plans: list[WorkerPlan] = []
+        self.exits_seen: set[int] = set()  # workers whose exit has been handled
+        self.cpu_times: dict | None = None  # parallel mode: the parent's and the workers'
 
     # The whole run: returns a RunResult with the exit status.
     def execute(self) -> RunResult:
@@ -345,8 +358,7 @@ class Run:
             nodes = sc.faults.nodes or tuple(K.node_ids)
             for nid in nodes:
                 z = K.node_ids.index(nid)
-                k.zone[z, S.ZONE_FAIL_PPM] = ppm
-                k.zone[z, S.ZONE_FAIL_RNG] = seed_state(sc.seed, 7000 + z)
+                set_fail_injection(k, z, ppm=ppm, seed=sc.seed)
         seed_workload(k, sc.seed)
         wp, wc = workload_params(sc, rows, sc.ops_per_cpu)
         k.ctl[0, :] = 0
@@ -376,7 +388,7 @@ class Run:
         sc = self.sc
         k.ctl[0, S.CTL_NR_WORKERS] = 1
         ws = np.zeros(WS_NR, np.int64)
-        ws[WS_RNG] = seed_state(sc.seed, 9000)
+        ws[WS_RNG] = seed_stream(sc.seed, STREAM_WORKER, 0)
         schedule = np.zeros(SCHEDULE_CAP, np.int64)
         cpus = np.asarray(plan.cpus, np.int64)
         buffers = worker_buffers(k)
@@ -459,7 +471,7 @@ class Run:
             raise
         finally:
             progress.close()
-            self.elapsed_run = time.monotonic() - getattr(self, "t_start", time.monotonic())
+            self.elapsed_run = time.monotonic() - self.t_start if self.t_start is not None else 0.0
             self._reap_workers()
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             # The runner's own cost: the parent's CPU time (sampling, progress, control)
@@ -564,9 +576,9 @@ class Run:
         """Notice dead workers; True if the run has failed."""
         for j, p in enumerate(self.procs):
             code = p.exitcode
-            if code is None or code == 0 or getattr(p, "_seen", False):
+            if code is None or code == 0 or j in self.exits_seen:
                 continue
-            p._seen = True
+            self.exits_seen.add(j)
             if code == WORKER_ABORTED and self.K.mem.ctl[0, S.CTL_ABORT]:
                 continue
             self._worker_died(j, p, code)
@@ -616,16 +628,16 @@ class Run:
         self.K.mem.ctl[0, S.CTL_ABORT] = 1
 
     def _abort_workers(self) -> None:
-        if getattr(self, "K", None) is not None and self.K.mem is not None:
+        if self.K is not None and self.K.mem is not None:
             self.K.mem.ctl[0, S.CTL_ABORT] = 1
 
     def _kill_workers(self) -> None:
-        for p in getattr(self, "procs", []):
+        for p in self.procs:
             if p.exitcode is None:
                 p.kill()
 
     def _reap_workers(self) -> None:
-        procs = getattr(self, "procs", [])
+        procs = self.procs
         deadline = time.monotonic() + self.opt.abort_grace
         for p in procs:
             p.join(max(0.0, deadline - time.monotonic()))
@@ -636,17 +648,18 @@ class Run:
         self._check_exits()
 
     def _event(self, event: str, **kw) -> None:
-        rec = {"type": "event", "t": round(time.monotonic() - getattr(self, "t0", time.monotonic()), 6),
+        now = time.monotonic()
+        rec = {"type": "event", "t": round(now - self.t0 if self.t0 is not None else 0.0, 6),
                "event": event, **kw}
         self.events.append(rec)
-        if getattr(self, "stream", None) is not None:
+        if self.stream is not None:
             self.stream.write(rec)
 
     # -- results -----------------------------------------------------------------------------
     def _finish(self, K, topology, policy, plans, placement, stream, out: Path) -> RunResult:
         sc = self.sc
         k = K.mem
-        elapsed = getattr(self, "elapsed_run", 0.0)
+        elapsed = self.elapsed_run
         if self.exit == "ok":
             if all(k.task[c * K.cfg.tasks_per_cpu, S.TASK_OP] == OP_NONE for c in range(K.nr_cpus)):
                 self._check_quiescent(K)
@@ -693,7 +706,7 @@ class Run:
             "invariants": {"checked": self.checked, "violations": self.violations[:50],
                            "count": len(self.violations)},
             "host": C.host_info(),
-            "cpu_times": getattr(self, "cpu_times", None),
+            "cpu_times": self.cpu_times,
         }
         stream.write({"type": "end", "t": round(elapsed, 6), "exit": self.exit})
         self._write_reports(out, summary)

@@ -185,7 +185,7 @@ def warm_kernel(verbose: bool = False, allocators=("slub", "slab")) -> float:
     seconds it took (a cold compile, or a load from the cache)."""
     from ..kernel.boot import Kernel
     from ..kernel.ops import OP_ALLOC, OP_FREE, OP_KMALLOC, OP_REAP, OP_SHRINK
-    from .deterministic import Sched, run
+    from .scripted import Sched, run
 
     t0 = time.monotonic()
     topo = warm_up_topology()

@@ -353,10 +353,10 @@ def live_cap(live_objects: int) -> int:
 def seed_workload(mem, seed: int) -> None:
     """Every CPU's generator state: WL_RUN, nothing held, its own PRNG stream; every
     task in the root memcg."""
-    from ..machine.prng import seed_state
+    from ..machine.prng import STREAM_WORKLOAD, seed_stream
 
     mem.wl[:, :] = 0
     mem.wl[:, S.WORKLOAD_MEMCG_PARENT] = -1
     mem.task[:, S.TASK_MEMCG] = -1
     for cpu in range(mem.wl.shape[0]):
-        mem.wl[cpu, S.WORKLOAD_RNG] = seed_state(seed, 5000 + cpu)
+        mem.wl[cpu, S.WORKLOAD_RNG] = seed_stream(seed, STREAM_WORKLOAD, cpu)

@@ -1,21 +1,33 @@
-"""What the benchmarks share: the host description, the small machine they run on,
-result rows, and building and running a C twin.
+"""What the benchmarks share: the import prologue, the host description, the small
+machine they run on, result rows, building and running a C twin, and main()'s tail.
 
-Imported by tools/bench/*.py after they put the repository root on sys.path.
+tools/bench/*.py import it first (their own directory is on sys.path): it puts the
+repository root on sys.path and imports `emulator`, which sets numba's cache directory
+before anything imports numba.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Callable
 
-import psutil
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from topo.model import Cpu, Node, Topology
+import emulator  # noqa: E402,F401  (sets numba's cache directory before numba is imported)
+import psutil  # noqa: E402
+
+from topo.model import Cpu, Node, Topology  # noqa: E402
 
 
 def host_info() -> dict:
@@ -93,3 +105,42 @@ def run_c(exe: str, mode: str, iters: int, reps: int) -> tuple[list[float] | Non
     except ValueError:
         return None, "bad output"
     return (per_op, "") if len(per_op) == reps else (None, "bad output")
+
+
+def progress_log(as_json: bool) -> Callable[[str], None]:
+    """Progress lines on stderr, none with --json."""
+    def log(msg: str) -> None:
+        if not as_json:
+            print(msg, file=sys.stderr, flush=True)
+    return log
+
+
+def run_and_report(run: Callable[[], dict], as_json: bool,
+                   print_table: Callable[[dict], None]) -> int:
+    """main()'s tail: run the benchmark (timed), print its results as JSON or as a table,
+    and warn about shared memory left behind.  Returns the exit status."""
+    from emulator.machine.arena import leftover_segments
+
+    # SIGTERM/SIGHUP: unwind through the benchmark's `with` blocks (the arena's own hooks
+    # do the same once an arena exists; this covers the moments before).
+    def _term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _term)
+    t = time.monotonic()
+    try:
+        out = run()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    out["elapsed_s"] = round(time.monotonic() - t, 2)
+    if as_json:
+        print(json.dumps(out, indent=1))
+    else:
+        print_table(out)
+        print(f"\n(run took {out['elapsed_s']:.1f} s)")
+    left = [n for n in leftover_segments() if n.startswith(f"slabemu-{os.getpid()}-")]
+    if left:
+        print(f"warning: shared memory left behind: {left}", file=sys.stderr)
+    return 0

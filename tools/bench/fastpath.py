@@ -37,19 +37,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import emulator  # noqa: E402,F401  (sets numba's cache directory before numba is imported)
-from benchlib import build_c, host_info, row, run_c, small_topology  # noqa: E402
+from benchlib import (build_c, host_info, progress_log, row, run_and_report, run_c,  # first:
+                      small_topology)  # the repository root on sys.path, numba cache set
 
 from numba import config as numba_config  # noqa: E402
 from numba import njit  # noqa: E402
@@ -68,7 +63,6 @@ from emulator.kernel.ops import (  # noqa: E402
 from emulator.kernel.fastpath import kfree_fastpath, kmalloc_fastpath  # noqa: E402
 from emulator.kernel.slab_common import NUMA_NO_NODE  # noqa: E402
 from emulator.machine import structs as S  # noqa: E402
-from emulator.machine.arena import leftover_segments  # noqa: E402
 from emulator.machine.atomics import monotonic_ns  # noqa: E402
 
 C_SOURCE = Path(__file__).resolve().parent / "c" / "fastpath.c"
@@ -553,34 +547,9 @@ def main(argv=None) -> int:
         print(json.dumps(python_baseline(*args.python_baseline)))
         return 0
     cfg = dict(QUICK if args.quick else FULL)
-
-    def log(msg):
-        if not args.json:
-            print(msg, file=sys.stderr, flush=True)
-
-    # SIGTERM/SIGHUP: unwind through the `with Kernel(...)` blocks (the arena's own hooks
-    # do the same once an arena exists; this covers the moments before).
-    def _term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _term)
-    t = time.monotonic()
-    try:
-        out = run_all(cfg, log, python=not args.no_python)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    out["elapsed_s"] = round(time.monotonic() - t, 2)
-    if args.json:
-        print(json.dumps(out, indent=1))
-    else:
-        print_table(out)
-        print(f"\n(run took {out['elapsed_s']:.1f} s)")
-    left = [n for n in leftover_segments() if n.startswith(f"slabemu-{os.getpid()}-")]
-    if left:
-        print(f"warning: shared memory left behind: {left}", file=sys.stderr)
-    return 0
+    log = progress_log(args.json)
+    return run_and_report(lambda: run_all(cfg, log, python=not args.no_python), args.json,
+                          print_table)
 
 
 if __name__ == "__main__":

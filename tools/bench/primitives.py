@@ -35,7 +35,6 @@ aggregate Mops/s is all workers' ops over the longest worker's time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -44,12 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import emulator  # noqa: E402,F401  (sets numba's cache directory before numba is imported)
-from benchlib import build_c, host_info, row, run_c, small_topology  # noqa: E402
+from benchlib import (build_c, host_info, progress_log, row, run_and_report, run_c,  # first:
+                      small_topology)  # the repository root on sys.path, numba cache set
 
 import multiprocessing as mp  # noqa: E402
 
@@ -62,7 +57,7 @@ from emulator.kernel.page_alloc import (  # noqa: E402
     free_area_init,
     should_fail_alloc_page,
 )
-from emulator.machine.arena import Arena, LayoutBuilder, leftover_segments  # noqa: E402
+from emulator.machine.arena import Arena, LayoutBuilder  # noqa: E402
 from emulator.machine.atomics import (  # noqa: E402
     fetch_add,
     load_relaxed,
@@ -479,34 +474,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as JSON only")
     args = ap.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
-
-    def log(msg):
-        if not args.json:
-            print(msg, file=sys.stderr, flush=True)
-
-    # SIGTERM/SIGHUP: unwind through the `with` blocks (the arena's own hooks do the
-    # same once an arena exists; this covers the moments before).
-    def _term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _term)
-    t = time.monotonic()
-    try:
-        out = run_all(cfg, log)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    out["elapsed_s"] = round(time.monotonic() - t, 2)
-    if args.json:
-        print(json.dumps(out, indent=1))
-    else:
-        print_table(out)
-        print(f"\n(run took {out['elapsed_s']:.1f} s)")
-    left = [n for n in leftover_segments() if n.startswith(f"slabemu-{os.getpid()}-")]
-    if left:
-        print(f"warning: shared memory left behind: {left}", file=sys.stderr)
-    return 0
+    return run_and_report(lambda: run_all(cfg, progress_log(args.json)), args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchlib import host_info  # noqa: E402
+from benchlib import host_info  # first: the repository root on sys.path
 
 
 def topology_toml(nodes: int, cpus: int, mib_per_node: int = 64, cache_line: int = 64) -> str:

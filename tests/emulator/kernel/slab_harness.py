@@ -11,7 +11,7 @@ from emulator.kernel.check import check_kernel
 from emulator.kernel.geometry import kmalloc_slab
 from emulator.kernel.ops import OP_ALLOC, OP_FREE, OP_KMALLOC, OP_SHRINK
 from emulator.machine import structs as S
-from emulator.run.deterministic import RUN_OK, Sched, run
+from emulator.run.scripted import RUN_OK, Sched, run
 
 from ..conftest import small_topology
 from .slab_oracle import SlabOracle

@@ -30,7 +30,7 @@ from emulator.kernel.lists import list_add, list_del, walk
 from emulator.kernel.ops import OP_ALLOC, OP_FREE, OP_NONE, OP_REAP
 from emulator.machine import structs as S
 from emulator.machine.machine import list_lock_row
-from emulator.run.deterministic import RUN_OK, Sched, run
+from emulator.run.scripted import RUN_OK, Sched, run
 
 from .slab_harness import make_kernel, run_checked
 from .slab_oracle import SlabOracle

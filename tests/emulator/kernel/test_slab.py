@@ -10,7 +10,7 @@ import pytest
 from emulator.kernel.check import check_kernel
 from emulator.kernel.ops import OP_ALLOC, OP_FREE, OP_REAP, OP_SHRINK
 from emulator.machine import structs as S
-from emulator.run.deterministic import Sched, run
+from emulator.run.scripted import Sched, run
 
 from .slab_harness import make_kernel, random_script, run_checked, slab_stats
 

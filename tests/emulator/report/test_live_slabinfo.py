@@ -6,7 +6,7 @@ import numpy as np
 
 from emulator.kernel.ops import OP_ALLOC, OP_FREE
 from emulator.report.slabinfo import format_slabinfo, kernel_slabinfo_rows, parse_slabinfo
-from emulator.run.deterministic import Sched, run
+from emulator.run.scripted import Sched, run
 
 from ..kernel.slab_harness import make_kernel
 

@@ -1,4 +1,8 @@
-"""The deterministic scheduler: every emulated CPU stepped in one process, in a seeded order.
+"""The scripted scheduler: every emulated CPU stepped in one process, in a seeded order.
+
+It runs scripts of ops, for the kernel tests and the kernel warm-up (run/warmup.py).  It
+is not `slabemu run --mode deterministic`: that mode is the worker loop (run/loop.py)
+run inline by the runner, one worker hosting every CPU, with the workload generator.
 
 What it models: a machine whose CPUs interleave at phase granularity.  Each step picks
 one CPU (uniformly, from a xorshift64 stream seeded by the run seed, among the CPUs that
@@ -39,7 +43,7 @@ from ..kernel.ops import (
     op_step,
 )
 from ..machine import structs as S
-from ..machine.prng import seed_state, uniform_below, xorshift64
+from ..machine.prng import STREAM_SCHED, seed_stream, uniform_below, xorshift64
 from ..machine.inbox import inbox_pending
 from ..machine.machine import NR_RINGS, RING_IPI
 
@@ -78,7 +82,7 @@ class Sched:
         return cls(script, queue, np.array([len(p) for p in per], np.int64),
                    np.zeros(nr_cpus, np.int64), np.full(nr_cpus, -1, np.int64),
                    np.zeros((max(nslots, 1), 2), np.int64), np.zeros(n, np.int64),
-                   np.full(n, -1, np.int64), np.array([seed_state(seed, 7)], np.int64),
+                   np.full(n, -1, np.int64), np.array([seed_stream(seed, STREAM_SCHED)], np.int64),
                    np.full(capacity, -1, np.int64), np.zeros(1, np.int64))
 
     def finished(self) -> bool:
