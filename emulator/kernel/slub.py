@@ -646,7 +646,9 @@ def slab_free_inline(k, s, gen, pfn, obj, cpu, t):
             r = slab_free_put_partial(k, s, gen, pfn, cpu, t)
         else:
             r = slab_free_stat(k, s, gen, cpu, t)
-    k.task[t, S.TASK_FLAGS] = 0
+    # only __slab_free's own flags: the task row belongs to the op this free runs inside
+    # (a memcg offline keeps TF_CACHES_COLLECTED there across its shrinks' kfrees)
+    k.task[t, S.TASK_FLAGS] &= ~(TF_WAS_FROZEN | TF_COUNTED | TF_DISCARDED)
 
 
 # -- cpu partial lists, deactivation, flushing ----------------------------------------

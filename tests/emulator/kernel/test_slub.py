@@ -167,3 +167,28 @@ def test_track_full_slabs_keeps_full_slabs_listed():
         assert st["CPU_PARTIAL_FREE"] == 0  # no cpu partial lists when full slabs are tracked
     finally:
         K.close()
+
+
+def test_a_kernel_internal_free_keeps_the_callers_task_flags(kern):
+    """slab_free_inline (a kfree inside another op: SLUB's shrink frees its
+    slabs_by_inuse array during a memcg offline) clears only __slab_free's own flags in
+    the task row it borrows; the offline's TF_CACHES_COLLECTED (a child cache waits for
+    synchronize_sched) must survive it, or the offline skips the grace period and the
+    cache is never destroyed."""
+    from emulator.kernel.slab_common import (TF_CACHES_COLLECTED, TF_COUNTED, TF_DISCARDED,
+                                             TF_WAS_FROZEN)
+    from emulator.kernel.slub import slab_free_inline
+
+    s = kern.cache("kmalloc-64")
+    sched, _ = run_checked(kern, np.array([[0, OP_ALLOC, s, -1, i, 0] for i in range(4)]), 4, 0)
+    k = kern.mem
+    obj = int(sched.results[0])
+    pfn = obj >> int(k.machine[0, S.MACHINE_PAGE_SHIFT])
+    t = 3 * int(k.config[S.CONFIG_NR_TASKS_PER_CPU])  # CPU 3's task: a remote, slow free
+    k.task[t, S.TASK_FLAGS] = TF_CACHES_COLLECTED
+    before = slub_stats(kern, "kmalloc-64")["FREE_SLOWPATH"]
+    slab_free_inline(k, s, int(k.kmem_cache[s, S.KMEM_CACHE_GEN]), pfn, obj, 3, t)
+    assert slub_stats(kern, "kmalloc-64")["FREE_SLOWPATH"] == before + 1
+    flags = int(k.task[t, S.TASK_FLAGS])
+    assert flags & TF_CACHES_COLLECTED
+    assert flags & (TF_WAS_FROZEN | TF_COUNTED | TF_DISCARDED) == 0
