@@ -71,6 +71,7 @@ class CompileProgress(Listener):
         self.interval = interval
         self.done = 0
         self.per_module: dict[str, int] = {}
+        self.compiled: list[str] = []  # every function compiled, children's included
         self._depth = 0
         self._t0 = 0.0
         self._last = 0.0
@@ -90,6 +91,7 @@ class CompileProgress(Listener):
         self.done += 1
         module = getattr(ev.data["dispatcher"].py_func, "__module__", None) or "?"
         self.per_module[module] = self.per_module.get(module, 0) + 1
+        self.compiled.append(f"{self._name(ev)}{ev.data.get('args', '')}")
         if self.done > self.total:
             self.total = self.done
         now = time.monotonic()
@@ -101,10 +103,11 @@ class CompileProgress(Listener):
             self._last = now
             self._line(f"[{self.done}/{self.total}] {self._name(ev)}, {now - self._t0:.0f} s")
 
-    def child_done(self, module: str, name: str) -> None:
+    def child_done(self, module: str, name: str, args: str = "") -> None:
         """A function a forked compile process (`_precompile_parallel`) finished."""
         self.done += 1
         self.per_module[module] = self.per_module.get(module, 0) + 1
+        self.compiled.append(f"{name}{args}")
         self.total = max(self.total, self.done)
         if self.quiet:
             return
@@ -204,7 +207,8 @@ def warm_kernel(verbose: bool = False, allocators=("slub", "slab")) -> float:
 
 
 def warm_up(verbose: bool = False, allocators=("slub", "slab"), scripted: bool = False,
-            quiet: bool = False, jobs: int | None = None) -> float:
+            quiet: bool = False, jobs: int | None = None,
+            progress: CompileProgress | None = None) -> float:
     """What a run executes: the worker loop, the workload generator and every kernel path
     under them, on a tiny machine of each allocator in `allocators` (the jitted code is
     the same for both: one machine compiles everything, the other only loads).  With
@@ -212,7 +216,7 @@ def warm_up(verbose: bool = False, allocators=("slub", "slab"), scripted: bool =
     stderr unless `quiet`.  On a cold cache and more than one allowed CPU (`jobs`, default:
     the process's CPU affinity), independent parts compile in forked processes first
     (`_precompile_parallel`).  Returns the seconds it took."""
-    with CompileProgress(quiet=quiet) as progress:
+    with progress or CompileProgress(quiet=quiet) as progress:
         t0 = time.monotonic()
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
@@ -293,30 +297,36 @@ _PARALLEL_FROM = 40  # functions missing from the cache before forking pays off
 # both call comes in a phase of its own first, so that no two processes compile it.
 _PHASES = (
     ((("kernel.memcontrol", "memcg_uncharge_slab"), ("kernel.memcontrol", "memcg_charge_slab"),
-      ("kernel.page_alloc", "alloc_pages_node"), ("kernel.page_alloc", "__free_pages")),
+      ("kernel.page_alloc", "alloc_pages_node"), ("kernel.page_alloc", "__free_pages"),
+      ("kernel.slab_common", "kasan_kmalloc")),
      ()),
-    # SLUB's half and the memcg layer | SLAB's half
+    # SLUB's half | SLAB's half, then the memcg layer
     ((("kernel.slub", "__slab_alloc"), ("kernel.slub", "__flush_cpu_slab"),
       ("kernel.slub", "shrink_node"), ("kernel.slub", "slab_free_inline"),
       ("kernel.slub", "slab_free_begin"), ("kernel.slub", "slab_free_cmpxchg"),
       ("kernel.slub", "slab_free_put_partial"), ("kernel.ops", "_slub_shrink"),
-      ("kernel.ops", "kmalloc_large_node"), ("kernel.memcontrol", "memcg_kmem_get_cache"),
-      ("kernel.memcontrol", "memcg_create_kmem_cache"), ("kernel.memcontrol", "kmem_cache_release"),
-      ("kernel.memcontrol", "mark_dead"), ("kernel.memcontrol", "memcg_release_if_unpinned")),
+      ("kernel.ops", "kmalloc_large_node")),
      (("kernel.slab", "__cache_free"), ("kernel.slab", "do_drain"),
       ("kernel.slab", "____cache_alloc_node", "iiib"), ("kernel.slab", "drain_alien_cache"),
       ("kernel.slab", "shrink_drain_shared"), ("kernel.slab", "shrink_free_node"),
       ("kernel.slab", "cache_reap_one"), ("kernel.ops", "_slab_shrink"),
-      ("kernel.ops", "_reap_step"))),
-    # flush_all/drain_all_cpus and the IPI check, which both steps below call
-    ((("kernel.ops", "on_each_cpu_cond"), ("kernel.ops", "handle_ipis")), ()),
+      ("kernel.ops", "_reap_step"), ("kernel.memcontrol", "memcg_kmem_get_cache"),
+      ("kernel.memcontrol", "memcg_create_kmem_cache"), ("kernel.memcontrol", "kmem_cache_release"),
+      ("kernel.memcontrol", "mark_dead"), ("kernel.memcontrol", "memcg_release_if_unpinned"))),
+    # flush_all/drain_all_cpus, the IPI check and op_start, which both sides below call
+    ((("kernel.ops", "on_each_cpu_cond"), ("kernel.ops", "handle_ipis"),
+      ("kernel.ops", "op_start")), ()),
     # the ops.py steps over both: frees and IPIs | shrink, offline and destroy
     ((("kernel.ops", "kfree_inline"), ("kernel.ops", "_free_step"),
       ("kernel.ops", "_handle_pending_ipis")),
      (("kernel.ops", "shrink_step"), ("kernel.ops", "_nested_shrink"),
       ("kernel.ops", "_offline_step"), ("kernel.ops", "_destroy_step"))),
-    # the phase machine and its fast-path dispatcher, which everything above calls
-    ((("kernel.ops", "op_step"), ("kernel.ops", "op_start")), ()),
+    # the phase machine and its fast-path dispatcher | the workload generator and the
+    # worker loop's control, which do not call them
+    ((("kernel.ops", "op_step"),),
+     (("workload.generator", "wl_issue", "aAaiib"), ("workload.generator", "wl_complete"),
+      ("run.loop", "_maybe_preempt"), ("run.loop", "_control", "aia"),
+      ("run.loop", "_pause", "a"), ("run.loop", "wait_start"))),
 )
 
 
@@ -346,10 +356,13 @@ def unit_dispatcher(unit):
 
 def unit_signature(unit, mem_type):
     """The argument types a unit is compiled for: the tables, then one type per letter
-    of its argument kinds (i: int64, b: boolean; all int64 when not given), or None if
-    the function is gone or its arity differs."""
+    of its argument kinds (i: int64, b: boolean, a: 1-D and A: 2-D C-contiguous int64
+    arrays; all int64 when not given), or None if the function is gone or its arity
+    differs."""
     from numba.core import types
 
+    kind = {"i": types.int64, "b": types.boolean, "a": types.Array(types.int64, 1, "C"),
+            "A": types.Array(types.int64, 2, "C")}
     disp = unit_dispatcher(unit)
     if disp is None:
         return None
@@ -357,7 +370,7 @@ def unit_signature(unit, mem_type):
     kinds = unit[2] if len(unit) > 2 else "i" * (arity - 1)
     if len(kinds) != arity - 1:
         return None
-    return (mem_type,) + tuple(types.int64 if c == "i" else types.boolean for c in kinds)
+    return (mem_type,) + tuple(kind[c] for c in kinds)
 
 
 class _PipeReport(Listener):
@@ -374,7 +387,8 @@ class _PipeReport(Listener):
     def on_end(self, ev):
         try:
             module = getattr(ev.data["dispatcher"].py_func, "__module__", None) or "?"
-            os.write(self.fd, f"{module}\t{CompileProgress._name(ev)}\n".encode())
+            args = str(ev.data.get("args", "")).replace("\n", " ")
+            os.write(self.fd, f"{module}\t{CompileProgress._name(ev)}\t{args}\n".encode())
         except OSError:
             pass
 
@@ -400,8 +414,8 @@ def _fork_compile(progress: CompileProgress, work) -> tuple[int, threading.Threa
     def pump():
         with os.fdopen(r) as f:
             for line in f:
-                module, _, name = line.rstrip("\n").partition("\t")
-                progress.child_done(module, name)
+                module, name, args = (line.rstrip("\n").split("\t") + ["", ""])[:3]
+                progress.child_done(module, name, args)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from numba import njit
 
 from emulator.run.warmup import CompileProgress
@@ -59,3 +60,59 @@ def test_a_terminal_gets_a_bar(tmp_path, monkeypatch):
         assert p._bar is not None
     assert p._bar is None and p.done == 2
     assert "compiled 2 functions" in out.getvalue()
+
+
+# -- the parallel cold compile (run/warmup.py's _PHASES) ------------------------------------
+def test_every_compile_unit_names_a_compiled_function_with_its_callers_arity():
+    import numba
+
+    from emulator.kernel.boot import Kernel
+    from emulator.run import warmup as W
+
+    with Kernel(W.warm_up_topology(), "slub") as K:
+        mem_type = numba.typeof(K.mem)
+    seen = set()
+    for mine, childs in W._PHASES:
+        assert not set(mine) & set(childs)
+        for unit in mine + childs:
+            disp = W.unit_dispatcher(unit)
+            assert disp is not None, unit
+            # an IR-inlined function is never compiled on its own: naming it wastes a compile
+            assert disp.targetoptions.get("inline", "never") != "always", unit
+            assert W.unit_signature(unit, mem_type) is not None, unit
+            assert unit not in seen, unit
+            seen.add(unit)
+
+
+_COLD = """
+import json, sys
+from emulator.run.warmup import CompileProgress, warm_up
+p = CompileProgress(quiet=True)
+warm_up(scripted=True, jobs={jobs}, progress=p)
+print(json.dumps(p.compiled))
+"""
+
+
+def _cold(tmp_path, jobs):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _COLD.format(jobs=jobs)], env=env,
+                         capture_output=True, text=True, timeout=900, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_parallel_cold_compile_compiles_each_function_once_and_leaves_nothing(tmp_path):
+    """Two processes on a cold cache: no emulator function is compiled twice for one
+    signature (by both processes), and a serial warm-up afterwards finds everything in
+    the cache (nothing left to compile)."""
+    compiled = _cold(tmp_path, 2)
+    ours = [n for n in compiled if not n.startswith("numba.")]
+    assert len(ours) > 100
+    twice = sorted({n for n in ours if ours.count(n) > 1})
+    assert not twice, twice
+    assert _cold(tmp_path, 1) == []
