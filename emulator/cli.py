@@ -2,7 +2,8 @@
 
 Models the command line of docs/design.md §12: ``slabemu topo show``, ``topo place``,
 ``caches``, ``run``, ``compare`` and ``report``.  Each is one entry in `COMMANDS` (an
-``add_*`` function that registers a sub-parser and sets ``func``); the commands that run
+``add_*`` function that registers a sub-parser and sets ``func``: the add_* functions are
+alike in shape only), and every command prints through `_emit`; the commands that run
 scenarios or read results import their layers only when called.
 
 Invariants: `main` returns the exit status instead of exiting (the console script does
@@ -70,8 +71,13 @@ def _topology_from(args: argparse.Namespace) -> Topology:
                          memory_cap=args.memory_cap)
 
 
-def _print_json(obj: object) -> None:
-    print(json.dumps(obj, indent=2))
+def _emit(args: argparse.Namespace, data: object, text) -> None:
+    """Every command's output: with --json, `data` as JSON and nothing else on stdout;
+    otherwise the text `text()` returns."""
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(text(), end="")
 
 
 # -- topo show --------------------------------------------------------------------------------
@@ -95,10 +101,7 @@ def format_topology(t: Topology) -> str:
 
 def cmd_topo_show(args: argparse.Namespace) -> int:
     t = _topology_from(args)
-    if args.json:
-        _print_json(t.to_dict())
-    else:
-        print(format_topology(t))
+    _emit(args, t.to_dict(), lambda: format_topology(t) + "\n")
     return 0
 
 
@@ -118,12 +121,10 @@ def format_placement(t: Topology, p: Placement) -> str:
 def cmd_topo_place(args: argparse.Namespace) -> int:
     t = _topology_from(args)
     p = place(t, args.placement)
-    if args.json:
-        _print_json({"topology": t.name, **p.to_dict(),
-                     "map": [{"cpu": c.id, "node": c.node, "host_cpu": h}
-                             for c, h in zip(t.cpus, p.mapping)]})
-    else:
-        print(format_placement(t, p))
+    _emit(args, {"topology": t.name, **p.to_dict(),
+                  "map": [{"cpu": c.id, "node": c.node, "host_cpu": h}
+                          for c, h in zip(t.cpus, p.mapping)]},
+          lambda: format_placement(t, p) + "\n")
     return 0
 
 
@@ -151,10 +152,7 @@ def add_topo(sub: argparse._SubParsersAction) -> None:
 def cmd_caches(args: argparse.Namespace) -> int:
     t = _topology_from(args)
     rows = boot_slabinfo_rows(args.allocator, t, with_geometry=args.json)
-    if args.json:
-        _print_json(rows)
-    else:
-        print(format_slabinfo(rows), end="")
+    _emit(args, rows, lambda: format_slabinfo(rows))
     return 0
 
 
@@ -253,11 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       sample_interval=args.sample_interval,
                       check_interval=args.check_interval or 0.0, quiet=args.no_progress)
     result = run_scenario(scenario, opts)
-    if args.json:
-        _print_json(result.summary)
-    else:
-        print(format_summary(result.summary), end="")
-        print(f"results: {result.out}")
+    _emit(args, result.summary, lambda: format_summary(result.summary) + f"results: {result.out}\n")
     if result.summary.get("error"):
         print(f"{PROG}: run {result.summary['exit']}: {result.summary['error']}", file=sys.stderr)
     return result.exit_code
@@ -313,11 +307,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         status = max(status, result.exit_code)
         if result.exit_code == EXIT_STATUS["interrupted"]:
             break
-    if args.json:
-        _print_json({"scenario": base.name, "runs": summaries})
-    else:
-        print(format_compare(base.name, summaries), end="")
-        print(f"results: {out}")
+    _emit(args, {"scenario": base.name, "runs": summaries},
+          lambda: format_compare(base.name, summaries) + f"results: {out}\n")
     return status
 
 
@@ -376,10 +367,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = (lambda: format_kasan(s["kasan"], s["kasan_total"]) or "no KASAN reports\n")
     else:
         data, text = s["leaks"], (lambda: format_leaks(s["leaks"]))
-    if args.json:
-        _print_json(data)
-    else:
-        print(text(), end="")
+    _emit(args, data, text)
     return 0
 
 

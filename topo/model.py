@@ -271,6 +271,17 @@ def _require_keys(d: Mapping, keys: Iterable[str], source: str, field_name: str)
             raise ConfigError(source, f"{field_name}.{k}", "a value (the key is missing)")
 
 
+def assemble(*, name: str, arch: str, page_size: int, cache_line: int, nodes: Iterable[Node],
+             distances, cpus: Iterable[Cpu], source: str | None) -> Topology:
+    """The Topology a loader read: CPUs in id order, the default SLIT distances when the
+    source gave none (`distances` None), then validated."""
+    nodes = tuple(nodes)
+    return validate(Topology(
+        name=name, arch=arch, page_size=page_size, cache_line=cache_line, nodes=nodes,
+        distances=distances if distances is not None else default_distances(len(nodes)),
+        cpus=tuple(sorted(cpus, key=lambda c: c.id)), source=source))
+
+
 def validate(topo: Topology) -> Topology:
     """Check every invariant in this module's docstring; return ``topo`` or raise ConfigError."""
     src = topo.source or topo.name or "topology"

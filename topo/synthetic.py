@@ -63,7 +63,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
-from .model import (MAX_CPUS, MAX_NODES, Cpu, Node, Topology, default_distances, validate)
+from .model import MAX_CPUS, MAX_NODES, Cpu, Node, Topology, assemble
 from .sizes import MiB
 
 __all__ = ["parse_synthetic", "DEFAULT_NODE_MEMORY"]
@@ -531,9 +531,5 @@ def parse_synthetic(text: str, *, source: str | None = None, name: str = "synthe
         raise ConfigError(src, "numa", "distinct NUMA node indexes", ids)
     nodes = sorted((Node(node_id, tuple(sorted(node_cpus[node_id])), size)
                     for (node_id, _, _), size in zip(numa_nodes, sizes)), key=lambda n: n.id)
-    cpus.sort(key=lambda c: c.id)
-    topo = Topology(name=name, arch=arch, page_size=page_size, cache_line=cache_line,
-                    nodes=tuple(nodes),
-                    distances=distances if distances is not None else default_distances(len(nodes)),
-                    cpus=tuple(cpus), source=src)
-    return validate(topo)
+    return assemble(name=name, arch=arch, page_size=page_size, cache_line=cache_line,
+                    nodes=nodes, distances=distances, cpus=cpus, source=src)

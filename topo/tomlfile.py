@@ -50,7 +50,7 @@ from typing import Any
 
 from .cpulist import parse_cpulist
 from .errors import ConfigError
-from .model import Cpu, Node, Topology, default_distances, scale_memory, validate
+from .model import Cpu, Node, Topology, assemble, scale_memory, validate
 from .sizes import parse_size
 from .synthetic import parse_synthetic
 
@@ -208,12 +208,8 @@ def _explicit_nodes(data: dict[str, Any], source: str, name: str, arch: str, pag
             cpu_records.append(Cpu(c, node_id, package, next_core + core, thread))
         next_core += ncores
         nodes.append(Node(node_id, cpus, memory))
-    cpu_records.sort(key=lambda c: c.id)
-    topo = Topology(name=name, arch=arch, page_size=page_size, cache_line=cache_line,
-                    nodes=tuple(nodes),
-                    distances=distances if distances is not None else default_distances(len(nodes)),
-                    cpus=tuple(cpu_records), source=source)
-    return validate(topo)
+    return assemble(name=name, arch=arch, page_size=page_size, cache_line=cache_line,
+                    nodes=nodes, distances=distances, cpus=cpu_records, source=source)
 
 
 def read_toml(path: str | Path, what: str) -> dict[str, Any]:

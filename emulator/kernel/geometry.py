@@ -450,6 +450,8 @@ def _check_size(object_size: int, allocator: str, mp: MachineParams) -> None:
 
 # -- SLUB -----------------------------------------------------------------------------------
 
+# SlubGeometry and SlabGeometry: each allocator's own struct kmem_cache fields and the
+# same /proc/slabinfo properties, alike in shape only.
 @dataclass(frozen=True)
 class SlubGeometry:
     """A SLUB cache's layout as kmem_cache_open() computes it.

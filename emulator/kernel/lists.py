@@ -16,6 +16,8 @@ from numba import njit
 from ..machine.structs import PAGE_LRU_NEXT, PAGE_LRU_PREV
 
 
+# list_add and list_add_tail mirror each other line for line, as in include/linux/list.h;
+# they stay two functions so that each call reads as its kernel counterpart.
 @njit(cache=True)
 def list_add(page, tab, row, head_f, tail_f, count_f, pfn):
     """list_add(): at the head."""

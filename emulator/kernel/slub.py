@@ -633,7 +633,11 @@ def slab_free_stat(k, s, gen, cpu, t):
 
 @njit(cache=True)
 def slab_free_inline(k, s, gen, pfn, obj, cpu, t):
-    """slab_free() run to completion with no preemption point (kernel-internal frees)."""
+    """slab_free() run to completion with no preemption point (kernel-internal frees).
+
+    The stages are ops.py's _free_step's, which runs one stage per phase with a
+    preemption point between stages; here they run back to back, so the two dispatch
+    loops are alike in shape only."""
     if slab_free_fast(k, s, pfn, obj, cpu):
         return
     r = slab_free_begin(k, s, gen, pfn, obj, cpu, t)

@@ -158,6 +158,8 @@ store_release = _store("release", "store_release")  # smp_store_release(&arr[idx
 store_relaxed = _store("monotonic", "store_relaxed")  # WRITE_ONCE(arr[idx], val)
 
 
+# The intrinsics below each return numba's (signature, codegen) pair around one LLVM
+# instruction or call: alike in shape only.
 @intrinsic
 def fence(typingctx):
     """smp_mb(): a full sequentially consistent fence."""
