@@ -10,6 +10,7 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root[test]" >&2
     echo "$want" > "$stamp"
+    echo "tools: $venv ready after ${SECONDS} s" >&2
 fi
 export PATH="$venv/bin:$PATH"
 cd "$root"
