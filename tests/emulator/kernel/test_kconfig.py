@@ -17,6 +17,7 @@ PRESETS = {
     "ubuntu-14.04-lowlatency": ("full", False, False),
     "fedora-20-debug": ("voluntary", False, True),
     "devel-preempt-stats": ("full", True, False),
+    "devel-nopreempt-stats": ("none", True, False),
 }
 
 
