@@ -177,7 +177,8 @@ def _run_overrides(args: argparse.Namespace) -> dict:
     kw = {}
     for opt, fieldname in (("topology", "topology"), ("allocator", "allocator"),
                            ("policy", "policy"), ("seed", "seed"), ("mode", "mode"),
-                           ("workers", "workers"), ("placement", "placement")):
+                           ("workers", "workers"), ("placement", "placement"),
+                           ("config", "kernel")):
         value = getattr(args, opt)
         if value is not None:
             kw[fieldname] = value
@@ -230,6 +231,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="worker processes (default: one per emulated CPU up to the host's "
                         "CPU count, then grouping)")
     p.add_argument("--placement", metavar="P", help="compact, scatter or a map EMU:HOST,...")
+    p.add_argument("--config", metavar="K",
+                   help="the kernel build: a preset in configs/kernels or a file (replaces "
+                        "the scenario's [kernel]; default: full preemption, SLUB_STATS)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="stop at the first KASAN report (exit status 1)")
     p.add_argument("--check-interval", type=_positive_float, metavar="SECONDS",
@@ -347,7 +351,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report.leaks import format_leaks
     from .report.lockstat import aggregate_per_node, format_lock_stat
     from .report.results import load_summary
-    from .report.summary import format_summary
+    from .report.summary import format_summary, kernel_line
 
     if args.per_node and args.view != "lockstat":
         raise UsageError(f"--per-node applies to the lockstat view, not {args.view} "
@@ -364,7 +368,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         data, text = locks, (lambda: format_lock_stat(locks))
     elif args.view == "kasan":
         data = s["kasan"]
-        text = (lambda: format_kasan(s["kasan"], s["kasan_total"]) or "no KASAN reports\n")
+        text = (lambda: format_kasan(s["kasan"], s["kasan_total"], kernel_line(s))
+                or "no KASAN reports\n")
     else:
         data, text = s["leaks"], (lambda: format_leaks(s["leaks"]))
     _emit(args, data, text)

@@ -24,7 +24,12 @@ slab_free and __slab_free run with preemption enabled, which patch 5 of the seri
 (`nonpreemptible_free`) changes: `preemptible` and `task_preemptible` read
 PHASE_PREEMPTIBLE and apply that switch from the run's config vector, and the run loop
 (emulator/run/loop.py, `_maybe_preempt`) asks `task_preemptible` before it preempts a
-task.
+task.  Which boundaries are preemption points depends on the kernel's preemption model
+(config preempt_model, emulator/kernel/kconfig.py): with CONFIG_PREEMPT every boundary
+where preemption is enabled; with CONFIG_PREEMPT_VOLUNTARY only the boundaries in
+COND_RESCHED_PHASES, where 3.16 calls cond_resched() or might_sleep() (which is a
+cond_resched() under PREEMPT_VOLUNTARY); with CONFIG_PREEMPT_NONE none: a task is
+switched out only between its ops (the return to user mode) or when it blocks.
 """
 
 from __future__ import annotations
@@ -161,6 +166,23 @@ _PHASE_TABLE = (
     (OP_CACHE_DESTROY, "PH_DESTROY_RELEASE", "kmem_cache_destroy:release", True),
     (OP_CACHE_CREATE, "PH_CACHE_CREATE", "memcg_create_kmem_cache", True),
 )
+# CONFIG_PREEMPT_VOLUNTARY: the boundaries that are a cond_resched() or might_sleep()
+# call in 3.16 (each one named with its function).  None is inside slab_free/__slab_free,
+# SLAB's __cache_free, flush_all's wait or a shrink's per-node loop.
+COND_RESCHED_PHASES = (
+    # kmem_cache_shrink(): get_online_cpus() -> might_sleep(); SLUB's __kmem_cache_shrink
+    # kmallocs its slabs_by_inuse array with GFP_KERNEL (slab_pre_alloc_hook's might_sleep_if)
+    ("OP_SHRINK", "PH_SHRINK_FLUSH"),
+    ("OP_REAP", "PH_REAP"),  # mm/slab.c cache_reap(): cond_resched() after each cache
+    # memcg_unregister_all_caches -> kmem_cache_shrink(child): get_online_cpus()
+    ("OP_MEMCG_OFFLINE", "PH_OFFLINE_SHRINK"),
+    # synchronize_sched() -> wait_rcu_gp() -> wait_for_completion(): might_sleep()
+    ("OP_MEMCG_OFFLINE", "PH_OFFLINE_SYNC"),
+    # kmem_cache_destroy(): get_online_cpus(), mutex_lock(&slab_mutex) (kworker ops,
+    # never preempted by the run loop; listed for completeness)
+    ("OP_CACHE_DESTROY", "PH_DESTROY"),
+    ("OP_CACHE_CREATE", "PH_CACHE_CREATE"),  # memcg_create_kmem_cache(): mutex_lock
+)
 SAME_PHASES = {OP_CACHE_FREE: OP_FREE}  # op -> the op whose phases it runs
 FIRST_PHASE = 0  # op_start's phase, every op's first row above
 
@@ -211,6 +233,21 @@ PHASE_PREEMPTIBLE = np.zeros((NR_OPS, MAX_PHASES), np.int64)
 for (_op, _ph), (_name, _preempt) in PHASES.items():
     PHASE_PREEMPTIBLE[_op, _ph] = 1 if _preempt else 0
 PHASE_PREEMPTIBLE_TABLE = PHASE_PREEMPTIBLE  # a global array: frozen into jitted code
+PHASE_COND_RESCHED = np.zeros((NR_OPS, MAX_PHASES), np.int64)
+for _opname, _const in COND_RESCHED_PHASES:
+    _o = globals()[_opname]
+    PHASE_COND_RESCHED[_o, _PHASE_NUMBERS[_const]] = 1
+    for _same, _like in SAME_PHASES.items():
+        if _like == _o:
+            PHASE_COND_RESCHED[_same, _PHASE_NUMBERS[_const]] = 1
+assert ((PHASE_COND_RESCHED != 0) <= (PHASE_PREEMPTIBLE != 0)).all(), \
+    "a cond_resched() point is a boundary where preemption is enabled"
+PHASE_COND_RESCHED_TABLE = PHASE_COND_RESCHED  # frozen into jitted code
+
+# config[CONFIG_PREEMPT_MODEL] (kconfig.PREEMPT_NONE/VOLUNTARY/FULL)
+PREEMPT_NONE = 0
+PREEMPT_VOLUNTARY = 1
+PREEMPT_FULL = 2
 
 # __slab_free's results -> the free op's next phase (SF_DONE ends the op)
 _SF_NEXT = {SF_RETRY: PH_FREE_SLOW, SF_CMPXCHG: PH_FREE_CMPXCHG,
@@ -223,8 +260,14 @@ assert SF_DONE not in _SF_NEXT and (SF_NEXT_PHASE >= 0).sum() == len(_SF_NEXT) =
 
 @njit(cache=True, inline="always")
 def preemptible(k, op, phase):
-    """Is the boundary before (op, phase) a preemption point under the run's policy?
-    Patch 5 (nonpreemptible_free) removes every one inside SLUB's slab_free."""
+    """Is the boundary before (op, phase) a preemption point under the run's kernel
+    build and policy?  CONFIG_PREEMPT_NONE: never; CONFIG_PREEMPT_VOLUNTARY: only the
+    cond_resched() points (COND_RESCHED_PHASES); CONFIG_PREEMPT: every boundary with
+    preemption enabled, less those patch 5 (nonpreemptible_free) removes inside SLUB's
+    slab_free."""
+    model = k.config[S.CONFIG_PREEMPT_MODEL]
+    if model != PREEMPT_FULL:
+        return model == PREEMPT_VOLUNTARY and PHASE_COND_RESCHED_TABLE[op, phase] != 0
     if PHASE_PREEMPTIBLE_TABLE[op, phase] == 0:
         return False
     if (op == OP_FREE or op == OP_CACHE_FREE) and phase != PH_FREE and \
@@ -241,7 +284,7 @@ def task_preemptible(k, t):
     phase = k.task[t, S.TASK_PHASE]
     if op == OP_MEMCG_OFFLINE and phase == PH_OFFLINE_SHRINK or \
             op == OP_CACHE_DESTROY and phase == PH_DESTROY_SHUTDOWN:
-        return PHASE_PREEMPTIBLE_TABLE[OP_SHRINK, k.task[t, S.TASK_SUB_PHASE]] != 0
+        return preemptible(k, OP_SHRINK, k.task[t, S.TASK_SUB_PHASE])
     return preemptible(k, op, phase)
 
 

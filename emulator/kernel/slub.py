@@ -19,7 +19,13 @@ What it models, function for function (each jitted function names its kernel twi
   __flush_cpu_slab     what flush_all's IPI runs on each CPU
   shrink_node          one node of __kmem_cache_shrink: sort partial slabs by inuse,
                        drop the empty ones
-Counters: the CONFIG_SLUB_STATS items under their kernel names, per CPU.
+Counters: the CONFIG_SLUB_STATS items under their kernel names, per CPU.  They are
+always counted (the reports show them), but only with CONFIG_SLUB_STATS (config
+slub_stats) is a stat() a touch of s: the three stat() calls that can follow the
+discard of a cache's last slab (unfreeze_partials' and deactivate_slab's
+stat(s, FREE_SLAB), __slab_free's stat(s, CPU_PARTIAL_FREE)) go through `stat_touch`,
+which checks the cache's generation, and reports a use-after-free, only in that build.
+Without it those counts are kept only while the cache is the one the task took.
 
 Slab states (struct page; the SLUB_FC_* layout in structs.py): a slab page's freelist,
 inuse, objects and frozen bit share one int64 word, so cmpxchg_double_slab is one CAS.
@@ -150,6 +156,19 @@ def cpu_row(k, s, cpu):
 @njit(cache=True, inline="always")
 def stat(k, c, item):
     k.kmem_cache_cpu[c, S.CPU_STAT + item] += 1
+
+
+@njit(cache=True, inline="always")
+def stat_touch(k, s, gen, c, item, cpu, t, op, phase):
+    """stat(s, item) where s may already be gone (after a discard_slab).  With
+    CONFIG_SLUB_STATS, __this_cpu_inc(s->cpu_slab->stat[item]) reads s: a touch, checked
+    (cache_touch reports a freed cache).  Without it stat() compiles to nothing, so
+    nothing is touched; the emulator still counts while the cache is the task's."""
+    if k.config[S.CONFIG_SLUB_STATS] != 0:
+        if cache_touch(k, s, gen, cpu, t, op, phase):
+            stat(k, c, item)
+    elif k.kmem_cache[s, S.KMEM_CACHE_GEN] == gen:
+        stat(k, c, item)
 
 
 @njit(cache=True, inline="always")
@@ -620,6 +639,12 @@ def slab_free_put_partial(k, s, gen, pfn, cpu, t):
     stat(s, CPU_PARTIAL_FREE) is the next phase (slab_free_stat): between the two the
     task may be preempted, after put_cpu_partial may have freed the cache's last slab."""
     put_cpu_partial(k, s, gen, pfn, True, cpu, t, k.task[t, S.TASK_OP], k.task[t, S.TASK_PHASE])
+    if k.config[S.CONFIG_SLUB_STATS] == 0:
+        # no CONFIG_SLUB_STATS: stat(s, CPU_PARTIAL_FREE) is empty and __slab_free
+        # returns here, touching s no more (the emulator's count, if s is still there)
+        stat_touch(k, s, gen, cpu_row(k, s, cpu), S.CPU_PARTIAL_FREE, cpu, t,
+                   k.task[t, S.TASK_OP], k.task[t, S.TASK_PHASE])
+        return SF_DONE
     return SF_STAT
 
 
@@ -726,10 +751,11 @@ def unfreeze_partials(k, s, gen, cpu, t, op, phase):
         discard_slab(k, s, pfn, cpu)
         if t >= 0:
             k.task[t, S.TASK_FLAGS] |= TF_DISCARDED
-        race_window(k)  # the window "unfreeze_partials: discard_slab -> stat(s, FREE_SLAB)"
-        # stat(s, FREE_SLAB) after discard_slab: a touch of s after its slab went away
-        if cache_touch(k, s, gen, cpu, t, op, phase):
-            stat(k, c, S.FREE_SLAB)
+        if k.config[S.CONFIG_SLUB_STATS] != 0:
+            race_window(k)  # the window "unfreeze_partials: discard_slab -> stat(s, FREE_SLAB)"
+        # stat(s, FREE_SLAB) after discard_slab: with CONFIG_SLUB_STATS a touch of s
+        # after its slab went away; without it nothing (the loop reads only the pages)
+        stat_touch(k, s, gen, c, S.FREE_SLAB, cpu, t, op, phase)
 
 
 @njit(cache=True)
@@ -800,8 +826,7 @@ def deactivate_slab(k, s, gen, pfn, freelist, cpu):
     if m == M_FREE:
         stat(k, c, S.DEACTIVATE_EMPTY)
         discard_slab(k, s, pfn, cpu)
-        if cache_touch(k, s, gen, cpu, -1, 0, 0):
-            stat(k, c, S.FREE_SLAB)
+        stat_touch(k, s, gen, c, S.FREE_SLAB, cpu, -1, 0, 0)  # with CONFIG_SLUB_STATS only
 
 
 @njit(cache=True)

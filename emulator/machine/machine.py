@@ -48,6 +48,8 @@ from .structs import (
     MACHINE_PAGE_SIZE,
     PAGE_NR_FIELDS,
     CONFIG_MAX_REPORTS,
+    CONFIG_PREEMPT_MODEL,
+    CONFIG_SLUB_STATS,
     CONFIG_NR,
     CONFIG_NR_TASKS_PER_CPU,
     KMALLOC_MAP_LEN,
@@ -241,6 +243,10 @@ class Machine(Closing):
         init_inboxes(self.mem.inbox, self.mem.slots)
         self.mem.config[CONFIG_NR_TASKS_PER_CPU] = self.cfg.tasks_per_cpu
         self.mem.config[CONFIG_MAX_REPORTS] = self.cfg.max_reports
+        # the kernel build until a run applies its own (emulator/kernel/kconfig.py DEFAULT):
+        # CONFIG_PREEMPT, CONFIG_SLUB_STATS=y
+        self.mem.config[CONFIG_PREEMPT_MODEL] = 2
+        self.mem.config[CONFIG_SLUB_STATS] = 1
         nr_locks = self.mem.lock.shape[0]
         self.mem.rcu[0, :] = 0
         self.mem.rcu[0, RCU_LOCK] = nr_locks - NR_MISC_LOCKS + MISC_LOCK_RCU

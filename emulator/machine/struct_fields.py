@@ -398,3 +398,5 @@ CONFIG_DEAD_DISCARD_EMPTY = 7  # config.dead_discard_empty
 CONFIG_PREEMPT_PPM = 8  # config.preempt_ppm
 CONFIG_RACE_DELAY_SPINS = 9  # config.race_delay_spins
 CONFIG_FAIL_SHRINK_ALLOC = 10  # config.fail_shrink_alloc
+CONFIG_PREEMPT_MODEL = 11  # config.preempt_model
+CONFIG_SLUB_STATS = 12  # config.slub_stats

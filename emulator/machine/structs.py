@@ -714,6 +714,8 @@ CONFIG_FIELDS = (
     "race_delay_spins",  # fault injection: the named race windows last this long (spins
     #                     inside a phase, steps stalled between slab_free phases)
     "fail_shrink_alloc",  # fault injection: __kmem_cache_shrink's kmalloc fails
+    "preempt_model",  # kernel build: 0 PREEMPT_NONE, 1 PREEMPT_VOLUNTARY, 2 PREEMPT (kconfig.py)
+    "slub_stats",  # kernel build: CONFIG_SLUB_STATS, stat() touches the cache
 )
 # config[CONFIG_TRACK_FULL_SLABS] ... (struct_fields.py)
 CONFIG_NR = len(CONFIG_FIELDS)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .summary import kernel_line
+
 UAF_BUGS = ("slab-use-after-free", "kmem_cache-use-after-free")
 
 
@@ -74,6 +76,9 @@ def format_compare(scenario: str, summaries: list[dict]) -> str:
     first = summaries[0]
     head = (f"scenario {scenario} on {first['topology']['name']} ({first['allocator']}, "
             f"{first['mode']} mode, seed {first['seed']})")
+    kernels = {kernel_line(s) for s in summaries} - {None}
+    if kernels:  # one build for every column (compare varies the policy only)
+        head += "\nkernel " + "; ".join(sorted(kernels))
     width = max(12, *(len(r["policy"]) + 2 for r in rows))
     label_w = max(len(label) for label, _, _ in _LINES) + 2
     lines = [head, "", " " * label_w + "".join(f"{r['policy']:>{width}}" for r in rows)]

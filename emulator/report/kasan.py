@@ -78,13 +78,15 @@ def format_kasan_report(r: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def format_kasan(reports: Iterable[Mapping[str, Any]], total: int | None = None) -> str:
+def format_kasan(reports: Iterable[Mapping[str, Any]], total: int | None = None,
+                 kernel: str | None = None) -> str:
     """The text of kasan.txt: every report, then the count of reports not kept.
 
-    ``total`` is summary.json "kasan_total" (None: the reports given are all)."""
+    ``total`` is summary.json "kasan_total" (None: the reports given are all);
+    ``kernel`` (summary.kernel_line) heads the text: which build the reports are from."""
     reports = list(reports)
     total = len(reports) if total is None else int(total)
-    lines: list[str] = []
+    lines: list[str] = [f"kernel: {kernel}"] if kernel and reports else []
     for r in reports:
         lines += [SEPARATOR, *format_kasan_report(r), SEPARATOR]
     if total > len(reports):

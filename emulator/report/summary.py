@@ -34,6 +34,22 @@ def _switch(v: Any) -> str:
     return str(v)
 
 
+def kernel_line(s: Mapping[str, Any]) -> str | None:
+    """The kernel build of a run (summary.json's ``kernel``), e.g. ``debian-jessie-3.16:
+    preempt=voluntary, slub_stats=no, slub_debug=no``; None for results written before
+    runs recorded it."""
+    kc = s.get("kernel")
+    if not isinstance(kc, Mapping):
+        return None
+    return (f"{kc.get('name')}: preempt={kc.get('preempt')}, "
+            f"slub_stats={_switch(kc.get('slub_stats'))}, slub_debug={_switch(kc.get('slub_debug'))}")
+
+
+def kernel_lines(s: Mapping[str, Any]) -> list[str]:
+    line = kernel_line(s)
+    return [] if line is None else [f"kernel     {line}"]
+
+
 def _header(s: Mapping[str, Any]) -> list[str]:
     t = s["topology"]
     pol = s["policy"]
@@ -48,6 +64,7 @@ def _header(s: Mapping[str, Any]) -> list[str]:
         f"allocator  {s['allocator']}",
         f"policy     {pol['name']}",
         "switches   " + (", ".join(f"{k}={_switch(sw[k])}" for k in keys) or "none"),
+        *kernel_lines(s),
         f"exit       {s['exit']} after {float(s['duration_s']):.2f} s",
         f"ops        {int(ops['total'])} in all, {float(ops['per_second']):.0f} per second",
     ]

@@ -133,6 +133,16 @@ def apply_policy(k, policy) -> None:
     k.config[S.CONFIG_DEAD_DISCARD_EMPTY] = 1 if policy.dead_discard_empty else 0
 
 
+def apply_kernel_config(k, kcfg, policy) -> None:
+    """The kernel build into the config vector (emulator/kernel/kconfig.py): the
+    preemption model, CONFIG_SLUB_STATS, and slub_debug, under which every SLUB cache is
+    a kmem_cache_debug() cache: it lists full slabs and keeps no cpu partial list, as
+    the policy's track_full_slabs makes it (slub.py reads the one word for both)."""
+    k.config[S.CONFIG_PREEMPT_MODEL] = kcfg.preempt_model
+    k.config[S.CONFIG_SLUB_STATS] = 1 if kcfg.slub_stats else 0
+    k.config[S.CONFIG_TRACK_FULL_SLABS] = 1 if (policy.track_full_slabs or kcfg.slub_debug) else 0
+
+
 def memcg_sizes(sc, nr_cpus: int) -> tuple[int, int]:
     """memcg rows and spare cache rows for a scenario: every memcg the churn can create
     (or memcg.max_memcgs), and a child cache per memcg and spec, capped (a creation that
@@ -311,7 +321,7 @@ class Run:
             log.info("model compiled or loaded in %.1f s", took)
             max_memcgs, extra_caches = memcg_sizes(sc, topology.nr_cpus)
             with Kernel(topology, sc.allocator, seed=sc.seed,
-                        track_full_slabs=policy.track_full_slabs,
+                        track_full_slabs=policy.track_full_slabs or sc.kernel.slub_debug,
                         live_cap=live_cap(sc.workload.live_objects), max_memcgs=max_memcgs,
                         extra_caches=extra_caches) as K:
                 self.K = K
@@ -349,6 +359,7 @@ class Run:
             else:
                 rows.append(K.kmem_cache_create(spec.name, spec.size, align=spec.align))
         apply_policy(k, policy)
+        apply_kernel_config(k, sc.kernel, policy)
         f = sc.faults
         k.config[S.CONFIG_PREEMPT_PPM] = round(f.preempt * 1_000_000)
         k.config[S.CONFIG_RACE_DELAY_SPINS] = f.race_delay
@@ -685,6 +696,7 @@ class Run:
                          "page_size": topology.page_size, "nodes": topology.nr_nodes,
                          "cpus": topology.nr_cpus},
             "policy": {"name": policy.name, "switches": policy.switches()},
+            "kernel": sc.kernel.to_dict(),
             "ops": {"total": total, "per_cpu": ops,
                     "per_second": round(total / elapsed, 1) if elapsed > 0 else 0.0},
             "workload": C.workload_counters(k),
@@ -717,10 +729,12 @@ class Run:
         from ..report.kasan import format_kasan
         from ..report.lockstat import format_lock_stat
         from ..report.slabinfo import format_slabinfo
+        from ..report.summary import kernel_line
 
         (out / "slabinfo.txt").write_text(format_slabinfo(summary["caches"], extended=True))
         (out / "lock_stat.txt").write_text(format_lock_stat(summary["locks"]))
-        (out / "kasan.txt").write_text(format_kasan(summary["kasan"], summary["kasan_total"]))
+        (out / "kasan.txt").write_text(format_kasan(summary["kasan"], summary["kasan_total"],
+                                                    kernel_line(summary)))
         tmp = out / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         tmp.replace(out / "summary.json")

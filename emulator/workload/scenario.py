@@ -6,14 +6,17 @@ per-CPU workload allocates from (kmalloc sizes, named caches with their weights)
 alloc/free mix (live objects per CPU, bursts, frees handed to another CPU of the node or
 to another node, periodic shrink and reap), memcg churn, and fault injection (page
 allocation failures, preemption at preemption points, delays in race windows, the
-shrink's allocation failing).
+shrink's allocation failing), and the kernel build (``[kernel]``: preemption model,
+SLUB statistics, slab debugging; emulator/kernel/kconfig.py).
 
 File layout (the shipped files in configs/scenarios are examples): top-level
 description, topology, allocator, policy, seed, mode, placement, workers, ops_per_cpu,
 duration (the `Scenario` fields; with both budgets the run ends at the first reached);
 ``[[cache]]`` tables, each ``kmalloc = SIZE`` or ``name = "..."`` + ``size`` (+ ``align``),
 with an optional ``weight``; optional ``[workload]``, ``[memcg]`` and ``[faults]`` tables
-(the `Workload`, `Memcg` and `Faults` fields).  Relative topology and policy paths resolve against the
+(the `Workload`, `Memcg` and `Faults` fields) and an optional ``[kernel]`` table (the
+`KernelConfig` fields; left out: `kconfig.DEFAULT`, the full-preemption build with SLUB
+statistics that every scenario ran before the table existed).  Relative topology and policy paths resolve against the
 scenario file's directory first, then as given; the scenario keeps the resolved path.
 
 Invariants: every `Scenario` that `load_scenario`, `Scenario.with_overrides` or
@@ -41,6 +44,9 @@ from topo.errors import ConfigError
 from topo.model import Topology
 from topo.tomlfile import read_toml
 
+from ..kernel.kconfig import DEFAULT as DEFAULT_KERNEL
+from ..kernel.kconfig import KernelConfig, kernel_config_from_table, load_kernel_config
+
 __all__ = ["CacheSpec", "Workload", "Faults", "Scenario", "load_scenario", "available_scenarios",
            "CONFIGS_DIR", "ALLOCATORS", "MODES", "PLACEMENTS", "OPTIONS"]
 
@@ -62,10 +68,11 @@ MAX_NAME = 64
 # Command-line options for the fields `Scenario.with_overrides` accepts.
 OPTIONS = {"allocator": "--allocator", "policy": "--policy", "seed": "--seed", "mode": "--mode",
            "placement": "--placement", "workers": "--workers", "ops_per_cpu": "--ops",
-           "duration": "--duration", "topology": "--topology"}
+           "duration": "--duration", "topology": "--topology", "kernel": "--config"}
 
 _TOP_KEYS = {"description", "topology", "allocator", "policy", "seed", "mode", "placement",
-             "workers", "ops_per_cpu", "duration", "cache", "workload", "memcg", "faults"}
+             "workers", "ops_per_cpu", "duration", "cache", "workload", "memcg", "faults",
+             "kernel"}
 _KMALLOC_KEYS = ("kmalloc", "weight")
 _NAMED_KEYS = ("name", "size", "align", "weight")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
@@ -157,12 +164,14 @@ class Scenario:
     workload: Workload
     faults: Faults
     memcg: Memcg = Memcg()
+    kernel: KernelConfig = DEFAULT_KERNEL
 
     def with_overrides(self, **kw: Any) -> "Scenario":
         """A copy with command-line options applied, re-validated.
 
         Keys: the fields of `OPTIONS` (allocator, policy, seed, mode, placement, workers,
-        ops_per_cpu, duration, topology).  A key present overrides, so leave out options
+        ops_per_cpu, duration, topology, kernel: a preset name in configs/kernels or a
+        file, replacing the scenario's ``[kernel]``).  A key present overrides, so leave out options
         that were not given; ``ops_per_cpu=None`` / ``duration=None`` drop that budget
         (one must remain).  Relative paths resolve against the current directory.
         Errors name ``command line`` and the option, e.g. ``--seed``.
@@ -180,6 +189,8 @@ class Scenario:
                 values[key] = _str(value, src, opt)
             elif key == "policy":
                 values[key] = _policy(value, src, opt, None)
+            elif key == "kernel":
+                values[key] = _kernel_preset(value, src, opt)
             elif key in ("ops_per_cpu", "duration") and value is None:
                 values[key] = None
             else:
@@ -211,6 +222,7 @@ class Scenario:
             "workload": self.workload.to_dict(),
             "memcg": self.memcg.to_dict(),
             "faults": self.faults.to_dict(),
+            "kernel": self.kernel.to_dict(),
         }
 
     @classmethod
@@ -337,9 +349,27 @@ def _policy(value: Any, src: str, field: str, base_dir: Path | None) -> str:
     return text
 
 
+def _kernel_preset(value: Any, src: str, field: str) -> KernelConfig:
+    if isinstance(value, KernelConfig):
+        return value
+    text = _str(value, src, field)
+    try:
+        return load_kernel_config(text)
+    except ConfigError as e:
+        raise _relocate(e, text, src, field) from None
+
+
+def _kernel(data: dict[str, Any], src: str) -> KernelConfig:
+    """The ``[kernel]`` table: the build's fields (kconfig.py), each checked."""
+    if "kernel" not in data:
+        return DEFAULT_KERNEL
+    t = _table(data, "kernel", src)
+    return kernel_config_from_table(t, src, prefix="kernel.", name=t.get("name", "scenario"))
+
+
 def _relocate(e: ConfigError, spec: str, src: str, field: str) -> ConfigError:
     """An error from loading ``spec`` (a topology or policy), re-told under ``field``."""
-    if e.source == spec and e.field in ("topology", "policy", "file", "source"):
+    if e.source == spec and e.field in ("topology", "policy", "config", "file", "source"):
         return ConfigError(src, field, e.expected, e.got)  # an unknown name, a missing file
     return ConfigError(src, f"{field}: {e.source}: {e.field}", e.expected, e.got)
 
@@ -537,6 +567,7 @@ def _parse(data: dict[str, Any], *, source: str, name: str, path: str,
         workload=_workload(data, src),
         faults=_faults(data, src),
         memcg=_memcg(data, src),
+        kernel=_kernel(data, src),
     )
     _cross_check(s, topology, lambda field: (src, field))
     return s

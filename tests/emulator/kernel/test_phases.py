@@ -72,3 +72,32 @@ def test_task_flags_are_distinct_bits_declared_once():
     where = [p.relative_to(ROOT).as_posix() for p in sorted(ROOT.rglob("*.py"))
              if defined.search(p.read_text())]
     assert where == ["kernel/slab_common.py"]
+
+
+def test_preemption_points_follow_the_preemption_model():
+    """CONFIG_PREEMPT_NONE: no point; PREEMPT_VOLUNTARY: exactly the cond_resched()
+    points; CONFIG_PREEMPT: the table's column, less slab_free's under patch 5."""
+    from emulator.kernel.boot import Kernel
+    from emulator.machine import structs as S
+    from topo import load_topology
+
+    voluntary = {(getattr(ops, o), getattr(ops, c)) for o, c in ops.COND_RESCHED_PHASES}
+    assert (ops.OP_REAP, ops.PH_REAP) in voluntary and (ops.OP_SHRINK, ops.PH_SHRINK_FLUSH) in voluntary
+    assert not any(op in (ops.OP_FREE, ops.OP_CACHE_FREE) for op, _ in voluntary)
+    with Kernel(load_topology("twonode-2n4c"), "slub", max_memcgs=2) as K:
+        k = K.mem
+        assert k.config[S.CONFIG_PREEMPT_MODEL] == ops.PREEMPT_FULL  # the default build
+        for model in (ops.PREEMPT_NONE, ops.PREEMPT_VOLUNTARY, ops.PREEMPT_FULL):
+            for patch5 in (0, 1):
+                k.config[S.CONFIG_PREEMPT_MODEL] = model
+                k.config[S.CONFIG_NONPREEMPTIBLE_FREE] = patch5
+                got = {key for key in ops.PHASES if ops.preemptible(k, *key)}
+                if model == ops.PREEMPT_NONE:
+                    want = set()
+                elif model == ops.PREEMPT_VOLUNTARY:
+                    want = {key for key in ops.PHASES if (ops.SAME_PHASES.get(key[0], key[0]), key[1])
+                            in voluntary}
+                else:
+                    want = {(op, ph) for (op, ph), (_n, pre) in ops.PHASES.items() if pre and not (
+                        patch5 and op in (ops.OP_FREE, ops.OP_CACHE_FREE) and ph != ops.PH_FREE)}
+                assert got == want, (model, patch5)

@@ -403,7 +403,7 @@ def test_override_unknown_field_is_a_type_error():
     with pytest.raises(TypeError, match="description"):
         load_scenario("local-fastpath").with_overrides(description="x")
     assert set(OPTIONS) == {"allocator", "policy", "seed", "mode", "placement", "workers",
-                            "ops_per_cpu", "duration", "topology"}
+                            "ops_per_cpu", "duration", "topology", "kernel"}
 
 
 # -- to_dict ----------------------------------------------------------------------------
