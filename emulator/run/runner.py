@@ -387,9 +387,15 @@ class Run:
         return handler
 
     def _stop_logging(self, handler) -> None:
+        """Close run.log with every record in it: the parent's last lines (run ended: ...)
+        may still sit in the multiprocessing handler's queue, so that handler is closed
+        first (its close drains the queue into run.log), then the file."""
         import multiprocessing_logging
 
-        multiprocessing_logging.uninstall_mp_handler(log)
+        for h in list(log.handlers):
+            if isinstance(h, multiprocessing_logging.MultiProcessingHandler):
+                log.removeHandler(h)
+                h.close()  # drains its queue into `handler`, then closes it
         log.removeHandler(handler)
         handler.close()
 
