@@ -21,13 +21,9 @@ from emulator import cachekey
 ROOT = Path(emulator.__file__).resolve().parent
 
 
-def _module_path(parts: list[str]) -> str | None:
-    base = ROOT.joinpath(*parts)
-    if base.with_suffix(".py").exists():
-        return base.with_suffix(".py").relative_to(ROOT).as_posix()
-    if (base / "__init__.py").exists():
-        return (base / "__init__.py").relative_to(ROOT).as_posix()
-    return None
+# Module paths resolve as cachekey resolves them; what this file checks independently is
+# which imports there are (an ast walk against cachekey's pattern scan).
+_module_path = cachekey._module_path
 
 
 def _imports(path: Path) -> set[str]:
