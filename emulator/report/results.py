@@ -138,7 +138,9 @@ SUMMARY_SPEC: dict[str, Any] = {
     "kasan": _List(_KASAN),
     "kasan_total": INT,
     "leaks": {"dead_caches": INT, "dead_cache_slabs": INT, "dead_cache_objects": INT,
-              "dead_cache_pages": INT, "pinned_memcgs": INT},
+              "dead_cache_pages": INT, "pinned_memcgs": INT,
+              "dead_cache_frozen_slabs": _Optional(INT),
+              "dead_cache_node_partial_slabs": _Optional(INT)},
     "failure": _null({"cpu": _null(INT), "task": _null(_either(INT, STR)), "op": _null(STR),
                       "phase": _null(STR), "worker_pid": _null(INT), "reason": STR}),
 }

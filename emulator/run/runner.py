@@ -48,6 +48,7 @@ from ..kernel.check import check_kernel
 from ..kernel.geometry import kmalloc_slab
 from ..kernel.ops import OP_NAMES, OP_NONE, phase_name
 from ..kernel.page_alloc import set_fail_injection
+from ..kernel.policy import DEAD_CPU_PARTIAL, DISCARD_RULES
 from ..machine import structs as S
 from ..machine.prng import STREAM_WORKER, seed_stream
 from ..workload.generator import live_cap, seed_workload, workload_params
@@ -131,6 +132,8 @@ def apply_policy(k, policy) -> None:
     k.config[S.CONFIG_NONPREEMPTIBLE_FREE] = 1 if policy.nonpreemptible_free else 0
     k.config[S.CONFIG_SYNC_BEFORE_DESTROY] = 1 if policy.sync_before_destroy else 0
     k.config[S.CONFIG_DEAD_DISCARD_EMPTY] = 1 if policy.dead_discard_empty else 0
+    k.config[S.CONFIG_DISCARD_RULE] = DISCARD_RULES.index(policy.discard_rule)
+    k.config[S.CONFIG_DEAD_CPU_PARTIAL] = DEAD_CPU_PARTIAL.index(policy.dead_cpu_partial)
 
 
 def apply_kernel_config(k, kcfg, policy) -> None:
