@@ -192,9 +192,22 @@ def _fmt(v: Any) -> str:
 
 def load_policy(spec: str | Path, configs_dir: str | Path | None = None) -> Policy:
     """Load a policy: a name in ``configs_dir`` (default configs/policies), with or
-    without ".toml", or a path to a .toml file.  Bad input raises `ConfigError`."""
+    without ".toml", or a path to a .toml file.  ``SPEC@RULE`` (RULE one of
+    `DISCARD_RULES`) is SPEC with its ``discard_rule`` replaced, named ``NAME@RULE``:
+    ``v2-full@4.0`` is the whole series under Linux 4.0's discard test, so that one
+    ``slabemu compare`` can put the posted rule and the merged one side by side.  Bad
+    input raises `ConfigError`."""
     if not isinstance(spec, (str, Path)) or not str(spec):
         raise ConfigError("policy", "policy", "a policy name or file", spec)
+    if isinstance(spec, str) and "@" in spec and not Path(spec).is_file():
+        base, rule = spec.rsplit("@", 1)
+        if rule not in DISCARD_RULES:
+            raise ConfigError(spec, "discard_rule", "NAME@3.16 or NAME@4.0 after '@'", rule)
+        p = load_policy(base, configs_dir)
+        values = {**p.switches(), "discard_rule": rule}
+        _check(values, spec)
+        return Policy(name=f"{p.name}@{rule}",
+                      description=f"{p.description} (discard rule {rule})", **values)
     d = Path(configs_dir) if configs_dir is not None else CONFIGS_DIR
     path = _resolve(spec, d, None)
     return _load(path, d, (path.resolve(),))
