@@ -108,7 +108,8 @@ _CACHE = {"name": STR, "memcg": _null(_either(STR, INT)), "dead": BOOL, "active_
           "tunables": _Optional({"limit": INT, "batchcount": INT, "sharedfactor": INT}),
           "limit": _Optional(INT), "batchcount": _Optional(INT),
           "sharedfactor": _Optional(INT), "sharedavail": _Optional(INT),
-          "stats": _Optional(ANYOBJ)}
+          "stats": _Optional(ANYOBJ),
+          "aliases": _Optional(_List(STR)), "refcount": _Optional(INT)}
 _KASAN = {"bug": STR, "cpu": INT, "task": _either(INT, STR), "op": STR, "phase": STR,
           "object": INT, "size": INT, "cache": _null(STR),
           "freed_by": _null({"cpu": INT, "op": STR, "phase": STR})}

@@ -186,6 +186,9 @@ def cache_rows(kernel) -> list[dict]:
         rec["memcg"] = int(info.memcg) if info and info.memcg >= 0 else None
         rec["dead"] = bool(s >= 0 and info.root >= 0
                            and mem.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_DEAD] != 0)
+        if info and info.aliases:  # SLUB merging (kernel/merge.py): the names it serves
+            rec["aliases"] = list(info.aliases)
+            rec["refcount"] = int(mem.kmem_cache[s, S.KMEM_CACHE_REFCOUNT])
         if info and info.root >= 0:
             rec["root"] = kernel.root_name(info.root)
             rec["refcnt"] = int(mem.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_REFCNT])

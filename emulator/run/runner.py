@@ -326,7 +326,9 @@ class Run:
             with Kernel(topology, sc.allocator, seed=sc.seed,
                         track_full_slabs=policy.track_full_slabs or sc.kernel.slub_debug,
                         live_cap=live_cap(sc.workload.live_objects), max_memcgs=max_memcgs,
-                        extra_caches=extra_caches) as K:
+                        extra_caches=extra_caches,
+                        # slub_debug's flags are in SLUB_NEVER_MERGE (kernel/merge.py)
+                        slab_nomerge=sc.kernel.slab_nomerge or sc.kernel.slub_debug) as K:
                 self.K = K
                 wp, wc = self._setup(K, topology, policy)
                 self.wc = wc
