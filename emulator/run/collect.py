@@ -276,8 +276,11 @@ def leak_summary(kernel) -> dict:
     # rule parks an empty one there), by cache row, in one pass over the page table
     is_slab = (mem.page[:, S.PAGE_FLAGS] & S.PG_SLAB) != 0
     is_frozen = is_slab & ((mem.page[:, S.PAGE_FREELIST] & S.SLUB_FC_FROZEN) != 0)
-    frozen_by_cache = np.bincount(mem.page[is_frozen, S.PAGE_SLAB_CACHE],
-                                  minlength=mem.kmem_cache.shape[0])
+    owner = mem.page[is_frozen, S.PAGE_SLAB_CACHE]
+    # a snapshot taken while workers run may catch a page between its flag and its
+    # cache being written: such a page belongs to no cache yet (or any more)
+    owner = owner[(owner >= 0) & (owner < mem.kmem_cache.shape[0])]
+    frozen_by_cache = np.bincount(owner, minlength=mem.kmem_cache.shape[0])
     for s in range(mem.kmem_cache.shape[0]):
         if mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE or p[s, S.MEMCG_CACHE_PARAMS_ROOT_CACHE] < 0:
             continue
