@@ -12,8 +12,12 @@ What it models: which parts of "memcg/slab: reintroduce dead cache self-destruct
 - ``sync_before_destroy`` (patch 6): a grace period (call_rcu_sched/synchronize_sched)
   before a dead cache is destroyed;
 - ``dead_discard_empty`` (patches 7-8): dead caches drop empty slabs at once;
-- ``track_full_slabs``: SLUB lists full slabs per node, as re-parenting would need
-  (the alternative rejected in review);
+- ``track_full_slabs``: SLUB lists the full slabs of memcg caches per node, as
+  re-parenting would need (the alternative rejected in review); those caches then keep
+  no cpu partial list (their lists are handled as kmem_cache_debug() caches'), root
+  caches keep theirs;
+- ``memcg_no_cpu_partial``: memcg caches keep no cpu partial list, and full slabs stay
+  unlisted: the half of track_full_slabs' cost that losing cpu partial lists is, alone;
 - ``discard_rule``: when SLUB discards a slab that became empty instead of keeping it on
   ``n->partial``: ``"3.16"`` while ``n->nr_partial > s->min_partial`` (Linux 3.16; v2's
   patch 7 keeps this test and only sets ``min_partial = 0``), ``"4.0"`` while
@@ -33,14 +37,14 @@ policy and override switches.
 
 Invariants: a `Policy` is immutable and always valid (checked on construction):
 ``dead_caches`` is one of `DEAD_CACHES`, ``discard_rule`` one of `DISCARD_RULES`,
-``dead_cpu_partial`` one of `DEAD_CPU_PARTIAL`, the other five switches are bools,
+``dead_cpu_partial`` one of `DEAD_CPU_PARTIAL`, the other six switches are bools,
 ``sync_before_destroy`` and ``dead_discard_empty`` need ``dead_caches =
 "self-destruct"`` (patches 6-8 build on the refcount and dead flag of patches 1-3), and
 ``dead_cpu_partial`` other than ``"keep"`` needs ``dead_discard_empty`` (it is part of
-patch 7, or of what replaced it).  `Policy.switches` has exactly the eight keys of
-`SWITCHES`.  A file that predates the last two switches gets ``discard_rule = "3.16"``
-and ``dead_cpu_partial = "put_cpu_partial"`` with ``dead_discard_empty``, else
-``"keep"`` (what the model did for v2 presets before they were switches, less the
+patch 7, or of what replaced it).  `Policy.switches` has exactly the nine keys of
+`SWITCHES`.  A file that predates the last three switches gets ``discard_rule = "3.16"``,
+``memcg_no_cpu_partial = false`` and ``dead_cpu_partial = "put_cpu_partial"`` with
+``dead_discard_empty``, else ``"keep"`` (what the model did for v2 presets before they were switches, less the
 4.0 rule).  Every bad policy file raises `topo.ConfigError` naming the file and the
 field.
 """
@@ -67,9 +71,9 @@ DISCARD_RULES = ("3.16", "4.0")
 DEAD_CPU_PARTIAL = ("keep", "put_cpu_partial", "has_cpu_partial", "cpu_partial_zero")
 SWITCHES = ("dead_caches", "shrink_tolerates_enomem", "nonpreemptible_free",
             "sync_before_destroy", "dead_discard_empty", "track_full_slabs",
-            "discard_rule", "dead_cpu_partial")
-_BOOL_SWITCHES = SWITCHES[1:6]
-_DEFAULTED = ("discard_rule", "dead_cpu_partial")  # may be absent from a file (see above)
+            "discard_rule", "dead_cpu_partial", "memcg_no_cpu_partial")
+_BOOL_SWITCHES = SWITCHES[1:6] + ("memcg_no_cpu_partial",)
+_DEFAULTED = ("discard_rule", "dead_cpu_partial", "memcg_no_cpu_partial")  # may be absent
 _FILE_KEYS = {"description", "extends", *SWITCHES}
 # Switches that only exist on top of patches 1-3 (and why), checked in _check.
 _NEEDS_SELF_DESTRUCT = {
@@ -116,6 +120,7 @@ class Policy:
     track_full_slabs: bool
     discard_rule: str = "3.16"
     dead_cpu_partial: str = "keep"
+    memcg_no_cpu_partial: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -125,7 +130,7 @@ class Policy:
         _check({k: getattr(self, k) for k in SWITCHES}, self.name)
 
     def switches(self) -> dict[str, Any]:
-        """The eight switches, as summary.json's ``policy.switches``."""
+        """The nine switches, as summary.json's ``policy.switches``."""
         return {k: getattr(self, k) for k in SWITCHES}
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,7 +183,7 @@ def _load(path: Path, configs_dir: Path, seen: tuple[Path, ...]) -> Policy:
         if missing:
             raise ConfigError(source, missing[0], "a value (the key is missing; every switch "
                               "is required unless the file says extends = \"...\")")
-        values = {"discard_rule": "3.16",
+        values = {"discard_rule": "3.16", "memcg_no_cpu_partial": False,
                   "dead_cpu_partial": "put_cpu_partial" if data.get("dead_discard_empty") is True
                   else "keep"}
     values.update(overrides)

@@ -73,7 +73,13 @@ from ..machine.spinlock import spin_lock, spin_unlock
 from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
 from .page_alloc import __GFP_COMP, __free_pages, alloc_pages_node
-from .memcontrol import dead_discards, memcg_cache_dead, memcg_charge_slab, memcg_uncharge_slab
+from .memcontrol import (
+    dead_discards,
+    is_memcg_cache,
+    memcg_cache_dead,
+    memcg_charge_slab,
+    memcg_uncharge_slab,
+)
 from .slab_common import (
     NUMA_NO_NODE,
     TF_COUNTED,
@@ -92,6 +98,13 @@ SF_RETRY = 3  # the CAS failed: start over
 SF_STAT = 4  # put_cpu_partial done: __slab_free's stat(s, CPU_PARTIAL_FREE) is next
 
 # __slab_free's task flags (TF_WAS_FROZEN, TF_COUNTED, TF_DISCARDED) are slab_common.py's
+
+# config[CONFIG_TRACK_FULL_SLABS]: which caches list full slabs and keep no cpu partial list
+TRACK_FULL_NONE = 0  # none (3.16 without debugging)
+TRACK_FULL_ALL = 1  # every cache: slub_debug, kmem_cache_debug() (kernel build)
+TRACK_FULL_MEMCG = 2  # memcg caches (policy track_full_slabs: what re-parenting needs)
+NO_CPU_PARTIAL_MEMCG = 3  # memcg caches keep no cpu partial list, full slabs unlisted
+#                          (policy memcg_no_cpu_partial: that half of the cost alone)
 
 # config[CONFIG_DISCARD_RULE] (policy.DISCARD_RULES): the test that keeps an empty slab
 DISCARD_RULE_3_16 = 0  # discard while n->nr_partial > s->min_partial (3.16, the v2 series)
@@ -186,8 +199,12 @@ def next_tid(k, tid):
 
 
 @njit(cache=True, inline="always")
-def track_full(k):
-    return k.config[S.CONFIG_TRACK_FULL_SLABS] != 0
+def track_full(k, s):
+    """Does cache s keep its full slabs on n->full?  Every cache under slub_debug
+    (kmem_cache_debug()); with the policy's track_full_slabs only memcg caches, whose
+    slabs re-parenting would move (root caches are never re-parented)."""
+    v = k.config[S.CONFIG_TRACK_FULL_SLABS]
+    return v == TRACK_FULL_ALL or v == TRACK_FULL_MEMCG and is_memcg_cache(k, s)
 
 
 @njit(cache=True, inline="always")
@@ -197,8 +214,10 @@ def has_cpu_partial(k, s):
     re-parenting RFC's patch 3/3, Message-ID 537A4D27.1050909@parallels.com) it is also
     false for a dead memcg cache, and nothing else stops a dead cache's cpu partial list:
     a __slab_free that decided to freeze before the cache died still pushes its slab."""
-    if k.config[S.CONFIG_TRACK_FULL_SLABS] != 0:
-        return False
+    v = k.config[S.CONFIG_TRACK_FULL_SLABS]
+    if v == TRACK_FULL_ALL or (v == TRACK_FULL_MEMCG or v == NO_CPU_PARTIAL_MEMCG) and \
+            is_memcg_cache(k, s):
+        return False  # lists handled as for kmem_cache_debug() caches
     return not (k.config[S.CONFIG_DEAD_CPU_PARTIAL] == DEAD_CPU_PARTIAL_HAS and
                 memcg_cache_dead(k, s))
 
@@ -246,15 +265,15 @@ def remove_partial(k, n, pfn):
 
 
 @njit(cache=True)
-def add_full(k, n, pfn):
-    if track_full(k):
+def add_full(k, s, n, pfn):
+    if track_full(k, s):
         list_add(k.page, k.kmem_cache_node, n, S.KMEM_CACHE_NODE_FULL_HEAD,
                  S.KMEM_CACHE_NODE_FULL_TAIL, S.KMEM_CACHE_NODE_NR_FULL, pfn)
 
 
 @njit(cache=True)
-def remove_full(k, n, pfn):
-    if track_full(k):
+def remove_full(k, s, n, pfn):
+    if track_full(k, s):
         list_del(k.page, k.kmem_cache_node, n, S.KMEM_CACHE_NODE_FULL_HEAD,
                  S.KMEM_CACHE_NODE_FULL_TAIL, S.KMEM_CACHE_NODE_NR_FULL, pfn)
 
@@ -492,7 +511,7 @@ def __slab_alloc(k, s, gen, node, cpu):
                 freelist = k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_FREELIST]
                 if freelist != 0:
                     break  # load_freelist
-                if track_full(k):
+                if track_full(k, s):
                     # a cache that lists full slabs (kmem_cache_debug's list handling):
                     # a cpu slab found full leaves the CPU onto n->full, unfrozen under
                     # list_lock, as deactivate_slab's M_FULL does, so that a remote free
@@ -502,7 +521,7 @@ def __slab_alloc(k, s, gen, node, cpu):
                     spin_lock(k.lock, lock, cpu)
                     freelist = get_freelist(k, s, c, page)
                     if freelist == 0:
-                        add_full(k, n, page)
+                        add_full(k, s, n, page)
                     spin_unlock(k.lock, lock)
                 else:
                     freelist = get_freelist(k, s, c, page)
@@ -636,13 +655,13 @@ def slab_free_begin(k, s, gen, pfn, obj, cpu, t):
             remove_partial(k, n, pfn)
             stat(k, c, S.FREE_REMOVE_PARTIAL)
         else:
-            remove_full(k, n, pfn)
+            remove_full(k, s, n, pfn)
         spin_unlock(k.lock, lock)
         stat(k, c, S.FREE_SLAB)
         discard_slab(k, s, pfn, cpu)
         return SF_DONE
     if not has_cpu_partial(k, s) and prior == 0:
-        remove_full(k, n, pfn)
+        remove_full(k, s, n, pfn)
         add_partial(k, n, pfn, S.DEACTIVATE_TO_TAIL)
         stat(k, c, S.FREE_ADD_PARTIAL)
     spin_unlock(k.lock, lock)
@@ -849,20 +868,20 @@ def deactivate_slab(k, s, gen, pfn, freelist, cpu):
                 spin_lock(k.lock, lock, cpu)
         else:
             m = M_FULL
-            if track_full(k) and not locked:
+            if track_full(k, s) and not locked:
                 locked = True
                 spin_lock(k.lock, lock, cpu)
         if l != m:
             if l == M_PARTIAL:
                 remove_partial(k, n, pfn)
             elif l == M_FULL:
-                remove_full(k, n, pfn)
+                remove_full(k, s, n, pfn)
             if m == M_PARTIAL:
                 add_partial(k, n, pfn, tail)
                 stat(k, c, tail)
             elif m == M_FULL:
                 stat(k, c, S.DEACTIVATE_FULL)
-                add_full(k, n, pfn)
+                add_full(k, s, n, pfn)
         l = m
         if cmpxchg_double_slab(k, c, pfn, old, new):
             break

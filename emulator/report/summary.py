@@ -24,7 +24,8 @@ __all__ = ["format_summary", "TOP_CACHES", "SWITCH_KEYS"]
 
 TOP_CACHES = 15
 SWITCH_KEYS = ("dead_caches", "shrink_tolerates_enomem", "nonpreemptible_free",
-               "sync_before_destroy", "dead_discard_empty", "track_full_slabs")
+               "sync_before_destroy", "dead_discard_empty", "track_full_slabs",
+               "discard_rule", "dead_cpu_partial", "memcg_no_cpu_partial")
 _CPUS_PER_LINE = 8
 
 
