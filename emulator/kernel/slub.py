@@ -34,8 +34,10 @@ inuse, objects and frozen bit share one int64 word, so cmpxchg_double_slab is on
   partial       not frozen, some objects free: on n->partial, under n->list_lock;
   full          not frozen, no free object: on no list (on n->full with
                 track_full_slabs);
-  empty         inuse == 0: kept on n->partial while nr_partial <= min_partial,
-                otherwise discarded (its pages go back to the buddy allocator).
+  empty         inuse == 0: kept on n->partial while nr_partial <= min_partial
+                (3.16, and the v2 series; config discard_rule 0) or < min_partial
+                (Linux 4.0's d6e0b7fa1186; discard_rule 1), otherwise discarded (its
+                pages go back to the buddy allocator): `discard_empty`.
 An object's free pointer lives inside the free object at s->offset, as a full address.
 The page word's freelist is the index of the first free object + 1.
 
@@ -56,9 +58,13 @@ Simplifications (also in the README): no debug features (red zones, poisoning, u
 tracking), no pfmemalloc, allocate_slab's irq-enable window for __GFP_WAIT is not a
 preemption point, SLAB_DESTROY_BY_RCU frees at once, get_cycles() for
 remote_node_defrag_ratio is the CPU's PRNG, and memoryless nodes use node_to_mem_node()
-as 3.18 does.  With `track_full_slabs` on, full slabs are kept on n->full and the cache
-behaves as kmem_cache_debug() does for list handling (no cpu partial lists): that is
-what tracking them costs in list_lock traffic.
+as 3.18 does.  Under slub_debug every cache, and with the policy's `track_full_slabs`
+every memcg cache (`track_full`), keeps its full slabs on n->full and behaves as
+kmem_cache_debug() does for list handling (no cpu partial lists): that is what tracking
+them costs in list_lock traffic; `memcg_no_cpu_partial` takes memcg caches' cpu partial
+lists away without listing full slabs (`has_cpu_partial`).  How a dead memcg cache leaves
+cpu partial lists is the policy's `dead_cpu_partial` (`put_cpu_partial`,
+`has_cpu_partial`).
 """
 
 from __future__ import annotations
