@@ -124,3 +124,38 @@ def test_flush_all_flushes_this_cpu_after_the_others(kern):
         if op_step(k, t) != STEP_NEXT:
             break
     assert k.task[t, S.TASK_OP] == 0
+
+
+@pytest.mark.parametrize("mode", [2, 3])  # slub.TRACK_FULL_MEMCG, slub.NO_CPU_PARTIAL_MEMCG
+def test_reparent_lists_memcg_caches_only(mode):
+    # the reparent preset (2): a memcg cache lists its full slabs on n->full and keeps no
+    # cpu partial list; a root cache keeps its cpu partial list and lists nothing.
+    # no-cpu-partial (3): the memcg cache keeps no cpu partial list, lists nothing.
+    from emulator.kernel.memcontrol import memcg_alloc, memcg_create_kmem_cache
+
+    K = make_kernel("slub", max_memcgs=2)
+    try:
+        k = K.mem
+        k.config[S.CONFIG_TRACK_FULL_SLABS] = mode
+        root = K.cache("kmalloc-512")
+        child = memcg_create_kmem_cache(k, root, memcg_alloc(k, 0, -1), 0)
+        n = int(k.kmem_cache[root, S.KMEM_CACHE_OBJECTS])
+        for s in (root, child):
+            objs = [alloc(K, s, 0) for _ in range(n + 1)]  # slab P filled, then Q
+            P = head(K, objs[0])
+            n0 = s * K.nr_nodes + int(k.page[P, S.PAGE_NODE])
+            listed = int(k.kmem_cache_node[n0, S.KMEM_CACHE_NODE_NR_FULL])
+            # before: P full, off the CPU (get_freelist found nothing); on n->full only
+            # for a memcg cache under mode 2 (__slab_alloc's add_full under list_lock)
+            assert listed == (1 if s == child and mode == 2 else 0)
+            # kfree of one of P's objects on CPU 1: __slab_free with prior NULL
+            slab_free_inline(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], P, objs[0], 1, K.task_of(1))
+            cpu_partial = int(k.kmem_cache_cpu[s * K.nr_cpus + 1, S.KMEM_CACHE_CPU_PARTIAL])
+            if s == root:  # kmem_cache_has_cpu_partial(): frozen onto CPU 1's list
+                assert cpu_partial == P
+            else:  # !kmem_cache_has_cpu_partial(): list_lock, remove_full, add_partial
+                assert cpu_partial == 0
+                assert k.kmem_cache_node[n0, S.KMEM_CACHE_NODE_PARTIAL_HEAD] == P
+                assert k.kmem_cache_node[n0, S.KMEM_CACHE_NODE_NR_FULL] == 0
+    finally:
+        K.close()

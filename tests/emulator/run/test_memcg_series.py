@@ -136,6 +136,18 @@ def test_reparent_tracks_full_slabs_and_costs_list_lock(tmp_path, mode):
     assert acq(r) > 2 * acq(f)
 
 
+def test_reparent_cost_split_deterministic(tmp_path):
+    # list_lock acquisitions per 1000 ops, exact (deterministic, 12000 ops per CPU):
+    # memcg caches without cpu partial lists (no-cpu-partial), then with their full
+    # slabs listed as well (reparent); root caches keep their cpu partial lists
+    def acq(s):
+        return 1000 * sum(l["acquisitions"] for l in s["locks"] if l["class"] == "list_lock") \
+            / s["ops"]["total"]
+    a = [acq(run("memcg-churn", tmp_path, policy=p, ops=12000))
+         for p in ("v2-full", "no-cpu-partial", "reparent")]
+    assert [round(x, 2) for x in a] == [59.37, 219.81, 353.30]
+
+
 def test_memcg_churn_is_deterministic(tmp_path):
     a = run("memcg-churn", tmp_path, policy="v2-1-3", ops=6000, tag="a")
     b = run("memcg-churn", tmp_path, policy="v2-1-3", ops=6000, tag="b")
