@@ -304,3 +304,46 @@ def test_shrink_enomem_without_patch_4_leaves_empty_slabs(tmp_path, mode):
     assert without["leaks"]["dead_cache_slabs"] > 0
     with_4 = run("shrink-enomem", tmp_path, policy="v2-full", mode=mode, ops=6000)
     assert with_4["leaks"]["dead_caches"] == 0 and with_4["leaks"]["dead_cache_slabs"] == 0
+
+
+# -- every preset, under the posted and the merged discard test ----------------------------------
+# (preset, leak under 3.16's test, leak under 4.0's, use-after-free under 3.16's, under 4.0's)
+# leak: None (no dead cache left), "parked" (each left with empty slabs on n->partial
+# only), "frozen" (slabs left frozen on cpu lists, maybe parked ones too); uaf: None,
+# "parallel", "preempted", "both".  uaf-race, seed 1, 4000 ops per CPU (exact seed; the
+# campaigns of docs/series.md section 5 show the same over five seeds).
+EVERY_PRESET = [
+    ("pre-series", "frozen", "frozen", None, None),
+    ("v2-1-3", "frozen", "frozen", None, None),
+    ("v2-no-4", "parked", None, None, None),
+    ("v2-no-5-6", "parked", None, "parallel", "both"),
+    ("v2-no-5", "parked", None, None, "preempted"),
+    ("v2-full", "parked", None, None, None),
+    ("reparent", "parked", None, None, None),
+    ("no-cpu-partial", "parked", None, None, None),
+    ("v2-rfc-cpu-partial", "frozen", "frozen", None, None),
+    ("linux-4.0", "parked", None, None, "preempted"),
+]
+
+
+def _leak_kind(lk):
+    if lk["dead_caches"] == 0:
+        return None
+    return "frozen" if lk["dead_cache_frozen_slabs"] else "parked"
+
+
+def _uaf_kind(s):
+    pre, par = bool(uafs(s, preempted=True)), bool(uafs(s, preempted=False))
+    return {(False, False): None, (True, False): "preempted", (False, True): "parallel",
+            (True, True): "both"}[(pre, par)]
+
+
+@pytest.mark.parametrize("preset, leak316, leak40, uaf316, uaf40", EVERY_PRESET,
+                         ids=[p[0] for p in EVERY_PRESET])
+def test_every_preset_under_both_rules(tmp_path, preset, leak316, leak40, uaf316, uaf40):
+    for rule, leak, uaf in (("3.16", leak316, uaf316), ("4.0", leak40, uaf40)):
+        s = run("uaf-race", tmp_path, policy=f"{preset}@{rule}", ops=4000, seed=1)
+        assert s["policy"]["switches"]["discard_rule"] == rule
+        assert (_leak_kind(s["leaks"]), _uaf_kind(s)) == (leak, uaf), rule
+        if leak == "parked":
+            assert s["leaks"]["dead_cache_node_partial_slabs"] >= s["leaks"]["dead_caches"]
