@@ -21,8 +21,10 @@ What it models: which parts of "memcg/slab: reintroduce dead cache self-destruct
 - ``discard_rule``: when SLUB discards a slab that became empty instead of keeping it on
   ``n->partial``: ``"3.16"`` while ``n->nr_partial > s->min_partial`` (Linux 3.16; v2's
   patch 7 keeps this test and only sets ``min_partial = 0``), ``"4.0"`` while
-  ``n->nr_partial >= s->min_partial`` (Linux 4.0, commit d6e0b7fa1186 "slub: make dead
-  caches discard free slabs immediately", so that ``min_partial = 0`` keeps none);
+  ``n->nr_partial >= s->min_partial`` (Linux 4.0, where ``min_partial = 0`` keeps none:
+  Joonsoo Kim's "slub: fix off by one in number of slab tests", posted in June 2014
+  after v2 and acked by Davydov for the series' sake; commit d6e0b7fa1186 "slub: make
+  dead caches discard free slabs immediately" relies on it);
 - ``dead_cpu_partial``: how a dead SLUB cache stops keeping frozen slabs on per-CPU
   partial lists: ``"keep"`` (it does not: before patch 7), ``"put_cpu_partial"`` (v2's
   patch 7: ``put_cpu_partial`` unfreezes the list at once after its push when

@@ -36,7 +36,8 @@ inuse, objects and frozen bit share one int64 word, so cmpxchg_double_slab is on
                 track_full_slabs);
   empty         inuse == 0: kept on n->partial while nr_partial <= min_partial
                 (3.16, and the v2 series; config discard_rule 0) or < min_partial
-                (Linux 4.0's d6e0b7fa1186; discard_rule 1), otherwise discarded (its
+                (Linux 4.0, since "slub: fix off by one in number of slab tests";
+                discard_rule 1), otherwise discarded (its
                 pages go back to the buddy allocator): `discard_empty`.
 An object's free pointer lives inside the free object at s->offset, as a full address.
 The page word's freelist is the index of the first free object + 1.
@@ -114,7 +115,7 @@ NO_CPU_PARTIAL_MEMCG = 3  # memcg caches keep no cpu partial list, full slabs un
 
 # config[CONFIG_DISCARD_RULE] (policy.DISCARD_RULES): the test that keeps an empty slab
 DISCARD_RULE_3_16 = 0  # discard while n->nr_partial > s->min_partial (3.16, the v2 series)
-DISCARD_RULE_4_0 = 1  # discard while n->nr_partial >= s->min_partial (4.0, d6e0b7fa1186)
+DISCARD_RULE_4_0 = 1  # discard while n->nr_partial >= s->min_partial (4.0; Joonsoo Kim)
 # config[CONFIG_DEAD_CPU_PARTIAL] (policy.DEAD_CPU_PARTIAL): a dead cache and cpu partials
 DEAD_CPU_PARTIAL_KEEP = 0  # nothing changes (before patch 7)
 DEAD_CPU_PARTIAL_PUT = 1  # v2 patch 7: put_cpu_partial unfreezes when memcg_cache_dead(s)
@@ -361,9 +362,13 @@ def discard_empty(k, s, n):
     empty slab is then kept on n->partial when its node has no partial slab: a slab that
     empties while on no list (frozen, or full: every slab of a one-object cache) on such
     a node is parked there, and holds its refcount until something shrinks the cache.
-    Linux 4.0, commit d6e0b7fa1186 "slub: make dead caches discard free slabs
-    immediately" (discard_rule "4.0"): n->nr_partial >= s->min_partial, for every
-    cache, so that min_partial 0 keeps no empty slab."""
+    Linux 4.0 (discard_rule "4.0"): n->nr_partial >= s->min_partial, for every cache,
+    so that min_partial 0 keeps no empty slab.  The change is Joonsoo Kim's "slub: fix
+    off by one in number of slab tests" (Message-ID
+    1403595842-28270-1-git-send-email-iamjoonsoo.kim@lge.com, 24 June 2014, acked by
+    Davydov because min_partial 0 still cached a slab, "critical" to the series'
+    destroying logic), posted after v2 and outside it; 4.0's d6e0b7fa1186 "slub: make
+    dead caches discard free slabs immediately" relies on it."""
     nr = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_PARTIAL]
     mp = k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL]
     if k.config[S.CONFIG_DISCARD_RULE] == DISCARD_RULE_4_0:

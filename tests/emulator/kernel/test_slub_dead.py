@@ -6,7 +6,7 @@ one CPU would make, and checks the state after, under each policy where a switch
 decides it:
   - the discard rule: 3.16's (and v2's) ``n->nr_partial > s->min_partial`` parks the
     empty slab of a one-object cache on n->partial when its node has no partial slab;
-    4.0's ``>=`` (d6e0b7fa1186) discards it;
+    4.0's ``>=`` ("slub: fix off by one in number of slab tests") discards it;
   - the frozen-slab leak race: a __slab_free that decided to freeze before the cache
     died pushes its slab on the dead cache's cpu partial list after the offline's
     flush; v2's patch 7 and 4.0 unfreeze it in put_cpu_partial, the RFC's
