@@ -400,3 +400,5 @@ CONFIG_RACE_DELAY_SPINS = 9  # config.race_delay_spins
 CONFIG_FAIL_SHRINK_ALLOC = 10  # config.fail_shrink_alloc
 CONFIG_PREEMPT_MODEL = 11  # config.preempt_model
 CONFIG_SLUB_STATS = 12  # config.slub_stats
+CONFIG_DISCARD_RULE = 13  # config.discard_rule
+CONFIG_DEAD_CPU_PARTIAL = 14  # config.dead_cpu_partial

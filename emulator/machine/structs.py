@@ -716,6 +716,13 @@ CONFIG_FIELDS = (
     "fail_shrink_alloc",  # fault injection: __kmem_cache_shrink's kmalloc fails
     "preempt_model",  # kernel build: 0 PREEMPT_NONE, 1 PREEMPT_VOLUNTARY, 2 PREEMPT (kconfig.py)
     "slub_stats",  # kernel build: CONFIG_SLUB_STATS, stat() touches the cache
+    "discard_rule",  # policy: SLUB keeps an empty slab unless nr_partial > min_partial
+    #                  (0, Linux 3.16 and the v2 series) or >= min_partial (1, Linux 4.0:
+    #                  "slub: fix off by one in number of slab tests", June 2014)
+    "dead_cpu_partial",  # policy: how a dead SLUB cache stops caching slabs on cpu
+    #                      partial lists: 0 it does not, 1 v2 patch 7's check in
+    #                      put_cpu_partial, 2 the RFC's kmem_cache_has_cpu_partial(),
+    #                      3 Linux 4.0's s->cpu_partial = 0 (policy.DEAD_CPU_PARTIAL)
 )
 # config[CONFIG_TRACK_FULL_SLABS] ... (struct_fields.py)
 CONFIG_NR = len(CONFIG_FIELDS)

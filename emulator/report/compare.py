@@ -40,6 +40,8 @@ def compare_rows(summaries: Iterable[dict]) -> list[dict[str, Any]]:
             "exit": s["exit"],
             "dead_caches": int(leaks.get("dead_caches", 0)),
             "dead_cache_pages": int(leaks.get("dead_cache_pages", 0)),
+            "dead_cache_frozen_slabs": int(leaks.get("dead_cache_frozen_slabs", 0)),
+            "dead_cache_node_partial_slabs": int(leaks.get("dead_cache_node_partial_slabs", 0)),
             "pinned_memcgs": int(leaks.get("pinned_memcgs", 0)),
             "memcgs": int(memcg.get("created", 0)),
             "kasan_reports": int(s.get("kasan_total", 0)),
@@ -57,6 +59,8 @@ def compare_rows(summaries: Iterable[dict]) -> list[dict[str, Any]]:
 _LINES = (
     ("dead caches leaked", "dead_caches", "{:d}"),
     ("pages leaked", "dead_cache_pages", "{:d}"),
+    ("  slabs frozen (cpu lists)", "dead_cache_frozen_slabs", "{:d}"),
+    ("  slabs on n->partial", "dead_cache_node_partial_slabs", "{:d}"),
     ("memcgs pinned", "pinned_memcgs", "{:d}"),
     ("use-after-frees (KASAN)", "kasan_reports", "{:d}"),
     ("ops/s", "ops_per_second", "{:,.0f}"),

@@ -24,7 +24,8 @@ __all__ = ["format_summary", "TOP_CACHES", "SWITCH_KEYS"]
 
 TOP_CACHES = 15
 SWITCH_KEYS = ("dead_caches", "shrink_tolerates_enomem", "nonpreemptible_free",
-               "sync_before_destroy", "dead_discard_empty", "track_full_slabs")
+               "sync_before_destroy", "dead_discard_empty", "track_full_slabs",
+               "discard_rule", "dead_cpu_partial", "memcg_no_cpu_partial")
 _CPUS_PER_LINE = 8
 
 
@@ -110,7 +111,12 @@ def _caches(caches: list[Mapping[str, Any]]) -> list[str]:
         line = f"{c['name']:<{name_w}} " + " ".join(f"{int(c[k]):>12d}" for k in cols)
         if c.get("dead"):
             line += "  dead"
+        if c.get("aliases"):  # SLUB merging: the names this cache serves besides its own
+            line += f"  aliases {','.join(c['aliases'])} (refcount {c.get('refcount')})"
         lines.append(line)
+    merged = [c for c in caches if c.get("aliases") and c not in shown]
+    for c in merged:
+        lines.append(f"merged: {','.join(c['aliases'])} -> {c['name']} (refcount {c.get('refcount')})")
     return lines
 
 

@@ -48,6 +48,7 @@ from ..kernel.check import check_kernel
 from ..kernel.geometry import kmalloc_slab
 from ..kernel.ops import OP_NAMES, OP_NONE, phase_name
 from ..kernel.page_alloc import set_fail_injection
+from ..kernel.policy import DEAD_CPU_PARTIAL, DISCARD_RULES
 from ..machine import structs as S
 from ..machine.prng import STREAM_WORKER, seed_stream
 from ..workload.generator import live_cap, seed_workload, workload_params
@@ -125,22 +126,28 @@ def plan_workers(topology, placement, workers: int, mode: str) -> list[WorkerPla
 
 def apply_policy(k, policy) -> None:
     """The series' switches into the kernel's config vector (read by jitted code)."""
-    k.config[S.CONFIG_TRACK_FULL_SLABS] = 1 if policy.track_full_slabs else 0
+    # slub.py's TRACK_FULL_*: memcg caches list full slabs (2), or only keep no cpu
+    # partial list (3); slub_debug (apply_kernel_config) makes it every cache (1)
+    k.config[S.CONFIG_TRACK_FULL_SLABS] = 2 if policy.track_full_slabs else \
+        3 if policy.memcg_no_cpu_partial else 0
     k.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] = 1 if policy.shrink_tolerates_enomem else 0
     k.config[S.CONFIG_DEAD_CACHES] = 1 if policy.dead_caches == "self-destruct" else 0
     k.config[S.CONFIG_NONPREEMPTIBLE_FREE] = 1 if policy.nonpreemptible_free else 0
     k.config[S.CONFIG_SYNC_BEFORE_DESTROY] = 1 if policy.sync_before_destroy else 0
     k.config[S.CONFIG_DEAD_DISCARD_EMPTY] = 1 if policy.dead_discard_empty else 0
+    k.config[S.CONFIG_DISCARD_RULE] = DISCARD_RULES.index(policy.discard_rule)
+    k.config[S.CONFIG_DEAD_CPU_PARTIAL] = DEAD_CPU_PARTIAL.index(policy.dead_cpu_partial)
 
 
 def apply_kernel_config(k, kcfg, policy) -> None:
     """The kernel build into the config vector (emulator/kernel/kconfig.py): the
     preemption model, CONFIG_SLUB_STATS, and slub_debug, under which every SLUB cache is
     a kmem_cache_debug() cache: it lists full slabs and keeps no cpu partial list, as
-    the policy's track_full_slabs makes it (slub.py reads the one word for both)."""
+    the policy's track_full_slabs makes memcg caches (slub.py reads the one word for both)."""
     k.config[S.CONFIG_PREEMPT_MODEL] = kcfg.preempt_model
     k.config[S.CONFIG_SLUB_STATS] = 1 if kcfg.slub_stats else 0
-    k.config[S.CONFIG_TRACK_FULL_SLABS] = 1 if (policy.track_full_slabs or kcfg.slub_debug) else 0
+    if kcfg.slub_debug:
+        k.config[S.CONFIG_TRACK_FULL_SLABS] = 1
 
 
 def memcg_sizes(sc, nr_cpus: int) -> tuple[int, int]:
@@ -321,9 +328,11 @@ class Run:
             log.info("model compiled or loaded in %.1f s", took)
             max_memcgs, extra_caches = memcg_sizes(sc, topology.nr_cpus)
             with Kernel(topology, sc.allocator, seed=sc.seed,
-                        track_full_slabs=policy.track_full_slabs or sc.kernel.slub_debug,
+                        track_full_slabs=sc.kernel.slub_debug,
                         live_cap=live_cap(sc.workload.live_objects), max_memcgs=max_memcgs,
-                        extra_caches=extra_caches) as K:
+                        extra_caches=extra_caches,
+                        # slub_debug's flags are in SLUB_NEVER_MERGE (kernel/merge.py)
+                        slab_nomerge=sc.kernel.slab_nomerge or sc.kernel.slub_debug) as K:
                 self.K = K
                 wp, wc = self._setup(K, topology, policy)
                 self.wc = wc
