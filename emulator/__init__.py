@@ -21,4 +21,5 @@ NOT_JITTED = frozenset({
     "report/compare.py", "__init__.py",
     "run/runner.py", "run/collect.py", "run/warmup.py", "workload/__init__.py",
     "workload/scenario.py", "kernel/policy.py", "kernel/check.py", "kernel/boot.py",
+    "machine/costs.py",
 })

@@ -119,7 +119,7 @@ SUMMARY_SPEC: dict[str, Any] = {
     "schema": INT,
     "scenario": STR,
     "allocator": _one_of("slub", "slab"),
-    "mode": _one_of("parallel", "deterministic"),
+    "mode": _one_of("parallel", "deterministic", "virtual"),
     "seed": INT,
     "commit": STR,
     "exit": _one_of("ok", "failed", "crashed", "interrupted"),
