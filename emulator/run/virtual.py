@@ -45,6 +45,7 @@ from ..kernel.ops import OP_MEMCG_OFFLINE, OP_NONE, PH_OFFLINE_SYNC
 from ..machine import structs as S
 from ..machine.prng import xorshift64
 from ..machine.spinlock import NODE_COLUMN, VCLOCK_ROW_FROM_END
+from ..workload.generator import WL_FREEING, WL_RUN, WP_BUDGET
 from .loop import RET_ABORTED, RET_BATCH, RET_FINISHED, WS_NR, _control, _step
 
 # The run's parameters vector `vp` (ns unless said)
@@ -68,7 +69,9 @@ SEEN_IPI_ACKS = 0
 SEEN_IPIS_HANDLED = 1
 SEEN_SENT = 2
 SEEN_GP_START = 3  # clock when its offline began waiting in synchronize_sched, or -1
-SEEN_NR = 4
+SEEN_FREEING_AT = 4  # clock when the workload began freeing what it holds (WL_FREEING), or -1
+SEEN_EMPTIED_AT = 5  # clock after the step that freed its last held object, or -1
+SEEN_NR = 6
 
 NR_STAT = S.NR_SLUB_STAT_ITEMS + S.NR_SLAB_STAT_ITEMS
 # Where each CPU's virtual time goes (acc's columns)
@@ -158,7 +161,7 @@ def _charge_row(k, row, shadow, icost, icat, acc, c, free_slow_pfn, node_xfer, c
 
 @njit(cache=True, _nrt=False)
 def virtual_loop(k, wp, wc, heap, clock, tie, pos, cpu_node, node_xfer, level_cost, icost,
-                 icat, shadow, seen, acc, vp, vs, ws, max_steps, msg, wmsg):
+                 icat, shadow, seen, acc, mark_acc, vp, vs, ws, max_steps, msg, wmsg):
     """Step the earliest CPU, up to `max_steps` steps.  Returns RET_BATCH (again),
     RET_FINISHED, RET_ABORTED, or RET_BATCH with vp[VP_SAMPLE_AT] passed (a sample)."""
     tpc = k.config[S.CONFIG_NR_TASKS_PER_CPU]
@@ -240,6 +243,21 @@ def virtual_loop(k, wp, wc, heap, clock, tie, pos, cpu_node, node_xfer, level_co
                         acc[c, C_RCU] += end - new
                         new = end
                     seen[c, SEEN_GP_START] = -1
+            # the free phase: from the end of the step after which the workload's next
+            # issue turns to freeing what it holds (its budget is spent), to the end of
+            # the step that freed its last object
+            op = k.task[t, S.TASK_OP]
+            if seen[c, SEEN_FREEING_AT] < 0:
+                if op == OP_NONE and k.wl[c, S.WORKLOAD_STATE] == WL_RUN and wp[WP_BUDGET] >= 0 \
+                        and k.wl[c, S.WORKLOAD_ISSUED] >= wp[WP_BUDGET] and k.cpu[c, S.CPU_CURRENT] == 0:
+                    seen[c, SEEN_FREEING_AT] = new
+                    for j in range(NR_CAT):
+                        mark_acc[c, 0, j] = acc[c, j]
+            elif seen[c, SEEN_EMPTIED_AT] < 0 and k.wl[c, S.WORKLOAD_STATE] == WL_FREEING and \
+                    k.wl[c, S.WORKLOAD_LIVE] == 0 and (op == OP_NONE or op == OP_MEMCG_OFFLINE):
+                seen[c, SEEN_EMPTIED_AT] = new
+                for j in range(NR_CAT):
+                    mark_acc[c, 1, j] = acc[c, j]
             if not progressed:
                 nxt = _next_clock(heap, clock)
                 idle = new + vp[VP_POLL]
@@ -324,7 +342,10 @@ class VirtualClock:
         self.seen[:, SEEN_IPI_ACKS] = k.cpu[:, S.CPU_IPI_ACKS]
         self.seen[:, SEEN_IPIS_HANDLED] = k.cpu[:, S.CPU_IPIS_HANDLED]
         self.seen[:, SEEN_GP_START] = -1
+        self.seen[:, SEEN_FREEING_AT] = -1
+        self.seen[:, SEEN_EMPTIED_AT] = -1
         self.acc = np.zeros((n, NR_CAT), np.int64)
+        self.mark_acc = np.zeros((n, 2, NR_CAT), np.int64)  # acc at the free phase's ends
         self.vp = np.zeros(VP_NR, np.int64)
         self.vp[VP_IPI_SEND] = costs["ipi.send"]
         self.vp[VP_IPI_HANDLE] = costs["ipi.handle"]
@@ -351,7 +372,8 @@ class VirtualClock:
             self._buffers = worker_buffers(k)
         return virtual_loop(k, wp, wc, self.heap, self.clock, self.tie, self.pos, self.cpu_node,
                             self.node_xfer, self.level_cost, self.icost, self.icat, self.shadow,
-                            self.seen, self.acc, self.vp, self.vs, self.ws, max_steps,
+                            self.seen, self.acc, self.mark_acc, self.vp, self.vs, self.ws,
+                            max_steps,
                             *self._buffers)
 
     @property
@@ -372,8 +394,18 @@ class VirtualClock:
     def breakdown(self) -> dict:
         """Per category, the ns summed over CPUs, and each CPU's clock."""
         tot = self.acc.sum(axis=0)
+        free_phase = [int(e - f) if f >= 0 and e >= f else None
+                      for f, e in zip(self.seen[:, SEEN_FREEING_AT].tolist(),
+                                      self.seen[:, SEEN_EMPTIED_AT].tolist())]
+        done = (self.seen[:, SEEN_EMPTIED_AT] >= 0) & (self.seen[:, SEEN_FREEING_AT] >= 0)
+        fp = (self.mark_acc[done, 1, :] - self.mark_acc[done, 0, :]).sum(axis=0)
         return {"per_category_ns": {n: int(tot[i]) for i, n in enumerate(CATEGORIES)},
-                "per_cpu_clock_ns": [int(v) for v in self.clock]}
+                "free_phase_category_ns": {n: int(fp[i]) for i, n in enumerate(CATEGORIES)},
+                "per_cpu_category_ns": {n: [int(v) for v in self.acc[:, i]]
+                                        for i, n in enumerate(CATEGORIES)},
+                "per_cpu_clock_ns": [int(v) for v in self.clock],
+                # each CPU's time to free what it held at the end (WL_FREEING to empty)
+                "free_phase_ns": free_phase}
 
 
 __all__ = ["VirtualClock", "virtual_loop", "RET_ABORTED", "RET_BATCH", "RET_FINISHED"]
