@@ -403,6 +403,15 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 COMMANDS.append(add_report)
 
 
+def _study_commands() -> None:
+    from .study.commands import add_plot, add_study  # pure Python, like this module
+
+    COMMANDS.extend((add_study, add_plot))
+
+
+_study_commands()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="A multiprocess hardware-topology emulator for the "
                      "Linux slab allocators.")
