@@ -65,7 +65,7 @@ def _free_ms(summary: dict, objects: int) -> float:
 def format_table(res: dict) -> str:
     n = res["objects"]
     head = ["size", "live ms", "dead ms", "dead/live", "published live", "published dead",
-            "published d/l", "extra: lock wait", "lock xfer", "lock body", "slab pages"]
+            "published d/l", "extra: lock wait", "lock xfer", "lock body", "grow/reap"]
     rows = []
     for r in res["rows"]:
         live, dead = _free_ms(r["live"], n), _free_ms(r["dead"], n)

@@ -6,7 +6,7 @@ the memcg goes offline, then every CPU frees its N objects into the now dead SLA
 frees every object through free_block under the node's list_lock, so the node's free
 throughput is bounded by 1 / (hold + line transfer) of that lock; reported: each CPU's
 free time, the node's frees per virtual second, the list_lock's utilization over the
-free phase (hold time / (free phase x 1 lock)), and its wait share.  Where throughput
+free phase ((hold + line transfers) / free phase), and its wait share.  Where throughput
 stops growing and utilization nears 1 is where list_lock saturates.
 """
 
@@ -54,10 +54,13 @@ def _metrics(s: dict, objects: int, n: int) -> dict:
 
 
 def _util(s_dead: dict, s_live: dict, phase_ns: int) -> float:
-    """The free phase's list_lock hold time (dead minus live run) over its length."""
+    """How busy the node's list_lock is in the dead run's free phase: its hold time
+    (dead minus live run) plus the free phase's lock-line transfers (the lock is in
+    flight between holders then), over the phase's length."""
     d = list_lock_by_node(s_dead).get(0, {"hold_us": 0.0})["hold_us"]
     l = list_lock_by_node(s_live).get(0, {"hold_us": 0.0})["hold_us"]
-    return (d - l) * 1000 / phase_ns if phase_ns else 0.0
+    xfer = s_dead["virtual"]["free_phase_category_ns"]["lock_transfer"]
+    return ((d - l) * 1000 + xfer) / phase_ns if phase_ns else 0.0
 
 
 def format_table(res: dict) -> str:
