@@ -9,7 +9,10 @@ EPYC, an arm64 server), every number citing its public source in the file.  The 
               at distance d it costs remote * d / remote_distance);
   [lock]      the body of a critical section, per lock class (list_lock, zone, alien,
               shared, other): what the holder does between spin_lock and spin_unlock;
-  [slub]      SLUB's fast and slow paths, one number per CONFIG_SLUB_STATS event;
+  [slub]      SLUB's fast and slow paths, one number per CONFIG_SLUB_STATS event (an
+              event's cost stands for the kernel path that counts it: 3.16 counts
+              ALLOC_SLOWPATH only at __slab_alloc's redo:, so the way to new_slab from
+              no cpu slab costs alloc_slab alone);
   [slab]      SLAB's, one per STATS_INC_* event of mm/slab.c;
   [ipi]       smp_call_function: sending one IPI (the sender, per target) and handling
               one (the target);
