@@ -69,7 +69,8 @@ def _header(s: Mapping[str, Any]) -> list[str]:
         "switches   " + (", ".join(f"{k}={_switch(sw[k])}" for k in keys) or "none"),
         *kernel_lines(s),
         f"exit       {s['exit']} after {float(s['duration_s']):.{6 if vt else 2}f} {unit}",
-        f"ops        {int(ops['total'])} in all, {float(ops['per_second']):.0f} per {unit}",
+        f"ops        {int(ops['total'])} in all, {float(ops['per_second']):.0f} per "
+        f"{'virtual second' if vt else 'second'}",
     ]
     if s.get("error"):
         lines.append(f"error      {s['error']}")

@@ -519,7 +519,7 @@ class Run:
             "costs": vt.costs.to_dict(),
             "duration_ns": end,
             "ops_per_second_per_cpu": [round(o * 1e9 / c, 1) if c > 0 else 0.0
-                                       for o, c in zip(per_cpu, vt.clock.tolist())],
+                                       for o, c in zip(per_cpu, vt.busy_until())],
             **vt.breakdown(),
         }
         (self.out / "host.json").write_text(json.dumps(host, indent=2) + "\n")

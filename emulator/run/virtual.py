@@ -71,7 +71,8 @@ SEEN_SENT = 2
 SEEN_GP_START = 3  # clock when its offline began waiting in synchronize_sched, or -1
 SEEN_FREEING_AT = 4  # clock when the workload began freeing what it holds (WL_FREEING), or -1
 SEEN_EMPTIED_AT = 5  # clock after the step that freed its last held object, or -1
-SEEN_NR = 6
+SEEN_LAST_BUSY = 6  # clock after its last step that made progress
+SEEN_NR = 7
 
 NR_STAT = S.NR_SLUB_STAT_ITEMS + S.NR_SLAB_STAT_ITEMS
 # Where each CPU's virtual time goes (acc's columns)
@@ -258,7 +259,9 @@ def virtual_loop(k, wp, wc, heap, clock, tie, pos, cpu_node, node_xfer, level_co
                 seen[c, SEEN_EMPTIED_AT] = new
                 for j in range(NR_CAT):
                     mark_acc[c, 1, j] = acc[c, j]
-            if not progressed:
+            if progressed:
+                seen[c, SEEN_LAST_BUSY] = new
+            else:
                 nxt = _next_clock(heap, clock)
                 idle = new + vp[VP_POLL]
                 if nxt > idle:
@@ -383,8 +386,13 @@ class VirtualClock:
 
     @property
     def end(self) -> int:
-        """The latest clock (ns): the run's virtual duration."""
-        return int(self.clock.max())
+        """The run's virtual duration (ns): the end of the last step that made progress
+        (the idle steps the loop takes before it notices the end do not count)."""
+        return int(max(self.seen[:, SEEN_LAST_BUSY].max(), 0))
+
+    def busy_until(self) -> list[int]:
+        """Per CPU, the end of its last step that made progress (ns)."""
+        return [int(v) for v in self.seen[:, SEEN_LAST_BUSY]]
 
     def finish(self) -> None:
         """Leave the vclock rows as the unused locks reports expect."""
