@@ -61,6 +61,7 @@ log = logging.getLogger("slabemu")
 EXIT_STATUS = {"ok": 0, "failed": 1, "crashed": 1, "interrupted": 130}
 WORKER_ABORTED = 3  # a worker's exit status when it left because of ctl.abort
 BATCH_STEPS = 1 << 16
+VIRTUAL_SAMPLE_STEPS = 1 << 15  # virtual mode: steps between two stream snapshots, at least
 SCHEDULE_CAP = 1 << 16
 
 
@@ -472,6 +473,7 @@ class Run:
                             None, self.opt.quiet)
         period = max(1, int(self.opt.virtual_sample_ns))
         samples = 0
+        last_steps = 0
         next_sample = period
         stop_at = int(sc.duration * 1e9) if sc.duration is not None else 0
         self.t_start = time.monotonic()
@@ -479,10 +481,15 @@ class Run:
             while True:
                 r = vt.run(wp, wc, BATCH_STEPS, stop_at, next_sample)
                 if vt.now >= next_sample:
-                    self.stream.write(C.snapshot(K, vt.now / 1e9))
-                    samples += 1
-                    if samples % 200 == 0:  # keep the stream short on long runs
-                        period *= 2
+                    # a snapshot every `period` virtual ns, but not before VIRTUAL_SAMPLE_STEPS
+                    # steps since the last one (a snapshot costs ms of Python with many
+                    # caches); both are deterministic, so the stream is too
+                    if int(vt.vs[1]) - last_steps >= VIRTUAL_SAMPLE_STEPS:
+                        self.stream.write(C.snapshot(K, vt.now / 1e9))
+                        last_steps = int(vt.vs[1])
+                        samples += 1
+                        if samples % 200 == 0:  # keep the stream short on long runs
+                            period *= 2
                     next_sample = vt.now + period
                 if stop_at and vt.now >= stop_at and k.ctl[0, S.CTL_STOP] == 1 and \
                         not any(e["event"] == "stop" for e in self.events):

@@ -19,7 +19,10 @@ advances by the modelled cost of what that step did (emulator/machine/costs.py):
     it began waiting;
   - the workload handing an object to another CPU costs `run.handoff`;
   - a step that makes no progress (waiting for IPI acks or a grace period, or nothing
-    to do) moves the clock to max(clock + run.poll, the next CPU's clock).
+    to do) moves the clock to max(clock + poll, the next CPU's clock): poll is run.poll
+    for a CPU that spins (an op in flight waits); for an idle one (no op in flight) it
+    starts at run.poll and doubles with each idle step in a row, up to POLL_BACKOFF_MAX
+    x run.poll (an idle CPU's wake-up latency), so that long idle spells take few steps.
 The events are in a binary heap keyed (clock, tie); the loop and the heap are jitted.
 
 State: `clock[c]` (ns), `tie[c]`, the heap, `acc[c, category]` (ns of each CPU's time
@@ -30,9 +33,10 @@ decreases; the heap holds every CPU once; sum(acc[c, :]) == clock[c] - start.
 Simplifications (README, docs/virtual-time.md): a phase runs atomically at its CPU's
 clock (no other CPU runs inside it), so lock waits are ordered by phase start; the
 allocator events of a phase are charged after its lock work; a step's counters are
-charged to the caches its tasks name at the end of the step (an op that touches
-another cache, as memcg offline does, is charged when that cache's row is next looked
-at by the same CPU); RCU callbacks (call_rcu_sched) run at the model's quiescent states
+charged to the caches its tasks name at the end of the step, and to the caches of the
+slabs of the objects it freed or allocated; a shrink, reap, offline, destroy or create
+op, which touches caches it does not name, charges every cache row of its CPU when it
+ends (so its events are charged at its end, not at the phase that did them); RCU callbacks (call_rcu_sched) run at the model's quiescent states
 with no minimum grace period; the workload generator's own work costs nothing.
 """
 
@@ -41,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..kernel.ops import OP_MEMCG_OFFLINE, OP_NONE, PH_OFFLINE_SYNC
+from ..kernel.ops import OP_MEMCG_OFFLINE, OP_NONE, OP_SHRINK, PH_OFFLINE_SYNC
 from ..machine import structs as S
 from ..machine.prng import xorshift64
 from ..machine.spinlock import NODE_COLUMN, VCLOCK_ROW_FROM_END
@@ -72,7 +76,9 @@ SEEN_GP_START = 3  # clock when its offline began waiting in synchronize_sched, 
 SEEN_FREEING_AT = 4  # clock when the workload began freeing what it holds (WL_FREEING), or -1
 SEEN_EMPTIED_AT = 5  # clock after the step that freed its last held object, or -1
 SEEN_LAST_BUSY = 6  # clock after its last step that made progress
-SEEN_NR = 7
+SEEN_POLL = 7  # the current poll interval of a CPU that keeps making no progress (ns)
+SEEN_NR = 8
+POLL_BACKOFF_MAX = 32  # a waiting CPU's poll interval grows to at most this x run.poll
 
 NR_STAT = S.NR_SLUB_STAT_ITEMS + S.NR_SLAB_STAT_ITEMS
 # Where each CPU's virtual time goes (acc's columns)
@@ -145,7 +151,10 @@ def _charge_row(k, row, shadow, icost, icat, acc, c, free_slow_pfn, node_xfer, c
     base = S.CPU_STAT
     t = 0
     for i in range(NR_STAT):
-        d = k.kmem_cache_cpu[row, base + i] - shadow[row, i]
+        v = k.kmem_cache_cpu[row, base + i]
+        if v < shadow[row, i]:  # the row went to a new cache, its counters from 0
+            shadow[row, i] = 0
+        d = v - shadow[row, i]
         if d != 0:
             shadow[row, i] += d
             x = d * icost[i]
@@ -171,6 +180,7 @@ def virtual_loop(k, wp, wc, heap, clock, tie, pos, cpu_node, node_xfer, level_co
     L = k.lock
     vc = L.shape[0] - VCLOCK_ROW_FROM_END
     shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
+    npages = k.page.shape[0]
     L[vc, S.VCLOCK_X_CPU] = level_cost[0]
     L[vc, S.VCLOCK_X_SMT] = level_cost[1]
     L[vc, S.VCLOCK_X_PACKAGE] = level_cost[2]
@@ -198,6 +208,12 @@ def virtual_loop(k, wp, wc, heap, clock, tie, pos, cpu_node, node_xfer, level_co
             if in_sync and seen[c, SEEN_GP_START] < 0:
                 seen[c, SEEN_GP_START] = now
 
+            # shrink, reap, memcg offline, cache destroy and create touch caches their
+            # task does not name (the kmalloc of the shrink's array, every cache of a
+            # memcg): the step that ends one charges every cache row of the CPU
+            op0 = k.task[t, S.TASK_OP]
+            op1 = k.task[t + 1, S.TASK_OP]
+
             progressed = _step(k, wp, wc, msg, wmsg, c, tpc, allow_new)
 
             after = L[vc, S.VCLOCK_NOW]
@@ -208,13 +224,32 @@ def virtual_loop(k, wp, wc, heap, clock, tie, pos, cpu_node, node_xfer, level_co
             acc[c, C_BODY] += after - now - wait - xfer
             cost = 0
             for j in range(tpc):
-                s = k.task[t + j, S.TASK_CACHE]
-                if s >= 0:
+                # the op's cache, and the caches of the slabs of the object it freed and
+                # of the one it allocated (a memcg child cache behind its root)
+                obj = k.task[t + j, S.TASK_OBJ]
+                pfn = obj >> shift if obj > 0 else 0
+                if pfn >= npages:
                     pfn = 0
-                    obj = k.task[t + j, S.TASK_OBJ]
-                    if obj > 0:
-                        pfn = obj >> shift
-                    cost += _charge_row(k, s * ncpu + c, shadow, icost, icat, acc, c, pfn,
+                res = k.task[t + j, S.TASK_RESULT]
+                rpfn = res >> shift if res > 0 else 0
+                if rpfn >= npages:
+                    rpfn = 0
+                s0 = k.task[t + j, S.TASK_CACHE]
+                s1 = k.page[pfn, S.PAGE_SLAB_CACHE] if pfn > 0 else -1
+                s2 = k.page[rpfn, S.PAGE_SLAB_CACHE] if rpfn > 0 else -1
+                if s0 >= 0:
+                    cost += _charge_row(k, s0 * ncpu + c, shadow, icost, icat, acc, c, pfn,
+                                        node_xfer, cn)
+                if s1 >= 0 and s1 != s0:
+                    cost += _charge_row(k, s1 * ncpu + c, shadow, icost, icat, acc, c, pfn,
+                                        node_xfer, cn)
+                if s2 >= 0 and s2 != s0 and s2 != s1:
+                    cost += _charge_row(k, s2 * ncpu + c, shadow, icost, icat, acc, c, 0,
+                                        node_xfer, cn)
+            if (op0 >= OP_SHRINK and k.task[t, S.TASK_OP] != op0) or \
+                    (op1 >= OP_SHRINK and k.task[t + 1, S.TASK_OP] != op1):
+                for s in range(k.kmem_cache.shape[0]):
+                    cost += _charge_row(k, s * ncpu + c, shadow, icost, icat, acc, c, 0,
                                         node_xfer, cn)
             d = k.cpu[c, S.CPU_IPIS_HANDLED] - seen[c, SEEN_IPIS_HANDLED]
             if d > 0:
@@ -261,9 +296,15 @@ def virtual_loop(k, wp, wc, heap, clock, tie, pos, cpu_node, node_xfer, level_co
                     mark_acc[c, 1, j] = acc[c, j]
             if progressed:
                 seen[c, SEEN_LAST_BUSY] = new
+                seen[c, SEEN_POLL] = vp[VP_POLL]
             else:
                 nxt = _next_clock(heap, clock)
-                idle = new + vp[VP_POLL]
+                poll = vp[VP_POLL]
+                if k.task[t, S.TASK_OP] == OP_NONE and k.task[t + 1, S.TASK_OP] == OP_NONE:
+                    poll = seen[c, SEEN_POLL]  # idle, not spinning: it backs off
+                    if poll < POLL_BACKOFF_MAX * vp[VP_POLL]:
+                        seen[c, SEEN_POLL] = 2 * poll
+                idle = new + poll
                 if nxt > idle:
                     idle = nxt
                 acc[c, C_IDLE] += idle - new
@@ -345,6 +386,7 @@ class VirtualClock:
         self.seen[:, SEEN_IPI_ACKS] = k.cpu[:, S.CPU_IPI_ACKS]
         self.seen[:, SEEN_IPIS_HANDLED] = k.cpu[:, S.CPU_IPIS_HANDLED]
         self.seen[:, SEEN_GP_START] = -1
+        self.seen[:, SEEN_POLL] = max(1, costs["run.poll"])
         self.seen[:, SEEN_FREEING_AT] = -1
         self.seen[:, SEEN_EMPTIED_AT] = -1
         self.acc = np.zeros((n, NR_CAT), np.int64)

@@ -11,7 +11,7 @@ from emulator.report.plot import stream_series
 
 def test_plot_of_a_virtual_run_opens(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["run", "remote-free", "--mode", "virtual", "--ops", "3000", "--out", str(out),
+    code = main(["run", "remote-free", "--mode", "virtual", "--ops", "12000", "--out", str(out),
                  "--no-progress"])
     assert code == 0
     capsys.readouterr()
