@@ -251,3 +251,17 @@ def test_cost_of_one_allocation_and_its_free_by_hand():
         assert busy == (costs["line.same_cpu"] + costs["lock.zone"] + costs["slub.alloc_slab"]
                         + costs["slub.free_fastpath"])
         assert int(vt.clock[0]) == sum(b.values())
+
+
+def test_256_cpus_8_nodes_and_a_virtual_duration(tmp_path):
+    """Hundreds of emulated CPUs in one process (epyc-nps4: 256 CPUs, 8 nodes, SLIT
+    10/12/32), and --duration in virtual seconds: the run stops after 20 virtual us."""
+    r = _run(tmp_path, "big", topology="epyc-nps4", ops_per_cpu=200, costs="epyc-rome")
+    s = r.summary
+    assert s["topology"]["cpus"] == 256 and s["topology"]["nodes"] == 8
+    assert s["virtual"]["costs"]["name"] == "epyc-rome"
+    assert len(s["virtual"]["per_cpu_clock_ns"]) == 256
+    assert min(s["ops"]["per_cpu"]) >= 200
+    d = _run(tmp_path, "dur", ops_per_cpu=None, duration=20e-6)
+    assert 20_000 <= d.summary["virtual"]["duration_ns"] < 60_000
+    assert d.summary["ops"]["total"] > 0
