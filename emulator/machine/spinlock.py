@@ -195,13 +195,20 @@ def _acquired(locks, row, cpu, now):
 def spin_lock(locks, row, cpu):
     """spin_lock(&lock) by emulated CPU `cpu`."""
     if cmpxchg(locks, (row, LOCK_WORD), 0, cpu + 1) == 0:
-        st = locks[row, LOCK_STATS]
-        if st == 1:
-            _acquired(locks, row, cpu, monotonic_ns())
-        elif st == LOCK_STATS_VIRTUAL:
-            _vt_acquired(locks, row, cpu)
+        if locks[row, LOCK_STATS] != 0:
+            _stats_acquired(locks, row, cpu)
         return
     _spin_lock_contended(locks, row, cpu)
+
+
+@njit(cache=True, _nrt=False)
+def _stats_acquired(locks, row, cpu):
+    """lock_stat's side of an uncontended acquisition: host or virtual time (kept out of
+    spin_lock, so that the raw lock stays as small as before virtual time)."""
+    if locks[row, LOCK_STATS] == LOCK_STATS_VIRTUAL:
+        _vt_acquired(locks, row, cpu)
+    else:
+        _acquired(locks, row, cpu, monotonic_ns())
 
 
 @njit(cache=True, _nrt=False)
@@ -263,16 +270,24 @@ def _vt_release(locks, row):
 @njit(cache=True, _nrt=False)
 def spin_unlock(locks, row):
     """spin_unlock(&lock): account the hold time, then a release store of 0."""
-    st = locks[row, LOCK_STATS]
-    if st != 0:
-        now = _vt_release(locks, row) if st == LOCK_STATS_VIRTUAL else monotonic_ns()
-        hold = now - locks[row, LOCK_ACQUIRED_AT]
-        locks[row, LOCK_HOLD_TOTAL] += hold
-        if hold < locks[row, LOCK_HOLD_MIN]:
-            locks[row, LOCK_HOLD_MIN] = hold
-        if hold > locks[row, LOCK_HOLD_MAX]:
-            locks[row, LOCK_HOLD_MAX] = hold
+    if locks[row, LOCK_STATS] != 0:
+        _stats_released(locks, row)
     store_release(locks, (row, LOCK_WORD), 0)
+
+
+@njit(cache=True, _nrt=False)
+def _stats_released(locks, row):
+    """lock_stat's hold time at a release: host or virtual time."""
+    if locks[row, LOCK_STATS] == LOCK_STATS_VIRTUAL:
+        now = _vt_release(locks, row)
+    else:
+        now = monotonic_ns()
+    hold = now - locks[row, LOCK_ACQUIRED_AT]
+    locks[row, LOCK_HOLD_TOTAL] += hold
+    if hold < locks[row, LOCK_HOLD_MIN]:
+        locks[row, LOCK_HOLD_MIN] = hold
+    if hold > locks[row, LOCK_HOLD_MAX]:
+        locks[row, LOCK_HOLD_MAX] = hold
 
 
 @njit(cache=True, _nrt=False)
