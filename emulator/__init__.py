@@ -21,5 +21,7 @@ NOT_JITTED = frozenset({
     "report/compare.py", "__init__.py",
     "run/runner.py", "run/collect.py", "run/warmup.py", "workload/__init__.py",
     "workload/scenario.py", "kernel/policy.py", "kernel/check.py", "kernel/boot.py",
-    "kernel/merge.py",
+    "kernel/merge.py", "machine/costs.py", "report/plot.py", "study/__init__.py", "study/common.py",
+    "study/staged.py", "study/davydov.py", "study/reparent.py", "study/scaling.py",
+    "study/commands.py",
 })

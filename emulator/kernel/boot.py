@@ -63,7 +63,8 @@ class Kernel(Closing):
     def __init__(self, topology, allocator: str = "slub", *, kasan: bool = True,
                  lock_stats: bool = True, seed: int = 0, extra_caches: int = 16,
                  track_full_slabs: bool = False, cfg: MachineConfig | None = None,
-                 live_cap: int = 0, max_memcgs: int = 1, slab_nomerge: bool = False):
+                 live_cap: int = 0, max_memcgs: int = 1, slab_nomerge: bool = False,
+                 extra_locks: int = 0):
         if allocator not in ALLOCATORS:
             raise ValueError(f"allocator must be slub or slab, not {allocator!r}")
         self.topology = topology
@@ -76,7 +77,7 @@ class Kernel(Closing):
                                 max_caches=len(geoms) + extra_caches,
                                 inbox_capacity=max(1024, 1 << (topology.nr_cpus - 1).bit_length()),
                                 ac_max_limit=SLAB_AC_WIDTH, live_cap=live_cap,
-                                max_memcgs=max_memcgs)
+                                max_memcgs=max_memcgs, extra_locks=extra_locks)
         self.cfg = cfg
         self.machine = Machine(topology, cfg)
         try:

@@ -83,6 +83,8 @@ def format_compare(scenario: str, summaries: list[dict]) -> str:
     kernels = {kernel_line(s) for s in summaries} - {None}
     if kernels:  # one build for every column (compare varies the policy only)
         head += "\nkernel " + "; ".join(sorted(kernels))
+    if first.get("virtual"):  # virtual mode: ops/s are per virtual second
+        head += "\ncosts " + first["virtual"]["costs"]["name"] + " (ops/s in virtual time)"
     width = max(12, *(len(r["policy"]) + 2 for r in rows))
     label_w = max(len(label) for label, _, _ in _LINES) + 2
     lines = [head, "", " " * label_w + "".join(f"{r['policy']:>{width}}" for r in rows)]

@@ -120,9 +120,9 @@ SUMMARY_SPEC: dict[str, Any] = {
     "schema": INT,
     "scenario": STR,
     "allocator": _one_of("slub", "slab"),
-    "mode": _one_of("parallel", "deterministic"),
+    "mode": _one_of("parallel", "deterministic", "virtual"),
     "seed": INT,
-    "commit": STR,
+    "commit": _Optional(STR),  # absent in virtual mode (host.json has it)
     "exit": _one_of("ok", "failed", "crashed", "interrupted"),
     "duration_s": NUM,
     "error": _null(STR),

@@ -57,17 +57,21 @@ def _header(s: Mapping[str, Any]) -> list[str]:
     ops = s["ops"]
     sw = pol.get("switches", {})
     keys = [k for k in SWITCH_KEYS if k in sw] + sorted(k for k in sw if k not in SWITCH_KEYS)
+    vt = s.get("virtual")
+    where = f"commit {s['commit']}" if s.get("commit") else \
+        f"costs {vt['costs']['name']}" if vt else "commit unknown"
+    unit = "virtual s" if vt else "s"
     lines = [
-        f"scenario   {s['scenario']} (seed {s['seed']}, {s['mode']} mode, commit "
-        f"{s['commit']})",
+        f"scenario   {s['scenario']} (seed {s['seed']}, {s['mode']} mode, {where})",
         f"topology   {t['name']}: {t['arch']}, {t['nodes']} nodes, {t['cpus']} cpus, "
         f"page size {t['page_size']}",
         f"allocator  {s['allocator']}",
         f"policy     {pol['name']}",
         "switches   " + (", ".join(f"{k}={_switch(sw[k])}" for k in keys) or "none"),
         *kernel_lines(s),
-        f"exit       {s['exit']} after {float(s['duration_s']):.2f} s",
-        f"ops        {int(ops['total'])} in all, {float(ops['per_second']):.0f} per second",
+        f"exit       {s['exit']} after {float(s['duration_s']):.{6 if vt else 2}f} {unit}",
+        f"ops        {int(ops['total'])} in all, {float(ops['per_second']):.0f} per "
+        f"{'virtual second' if vt else 'second'}",
     ]
     if s.get("error"):
         lines.append(f"error      {s['error']}")

@@ -101,7 +101,8 @@ def lock_rows(kernel, all_locks: bool = False) -> list[dict]:
 
 
 def list_lock_per_node(mem) -> list[dict]:
-    """Acquisitions and contentions of every list_lock, summed per node (snapshots)."""
+    """Acquisitions, contentions and wait time (ns; virtual ns in virtual mode) of every
+    list_lock, summed per node (snapshots)."""
     locks = mem.lock
     cls = locks[:, S.LOCK_CLASS]
     nodes = int(mem.machine[0, S.MACHINE_NR_NODES])
@@ -109,7 +110,8 @@ def list_lock_per_node(mem) -> list[dict]:
     for nid in range(nodes):
         sel = (cls == S.LOCK_CLASS_LIST_LOCK) & (locks[:, S.LOCK_NODE] == nid)
         out.append({"node": nid, "acquisitions": int(locks[sel, S.LOCK_ACQUISITIONS].sum()),
-                    "contentions": int(locks[sel, S.LOCK_CONTENTIONS].sum())})
+                    "contentions": int(locks[sel, S.LOCK_CONTENTIONS].sum()),
+                    "wait_ns": int(locks[sel, S.LOCK_WAIT_TOTAL].sum())})
     return out
 
 
