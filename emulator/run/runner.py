@@ -364,6 +364,11 @@ class Run:
         k.config[S.CONFIG_PREEMPT_PPM] = round(f.preempt * 1_000_000)
         k.config[S.CONFIG_RACE_DELAY_SPINS] = f.race_delay
         k.config[S.CONFIG_FAIL_SHRINK_ALLOC] = 1 if f.shrink_alloc_fail else 0
+        # SLAB's per-CPU reap timers (mm/slab.c start_cpu_timer), on unless the scenario
+        # turns them off; the machine clock they run on (kernel/jiffies.py): steps in
+        # deterministic mode, wall time in parallel mode
+        k.config[S.CONFIG_CACHE_REAP] = 1 if (sc.allocator == "slab" and sc.workload.cache_reap) else 0
+        k.config[S.CONFIG_STEP_NS] = sc.workload.step_ns if sc.mode == "deterministic" else 0
         if sc.faults.page_alloc_fail > 0:
             ppm = max(1, round(sc.faults.page_alloc_fail * 1_000_000))
             nodes = sc.faults.nodes or tuple(K.node_ids)
@@ -374,6 +379,7 @@ class Run:
         wp, wc = workload_params(sc, rows, sc.ops_per_cpu)
         k.ctl[0, :] = 0
         k.ctl[0, S.CTL_STOP_ON_ERROR] = 1 if self.opt.stop_on_error else 0
+        k.ctl[0, S.CTL_CLOCK_BASE_NS] = time.monotonic_ns()  # jiffies 0 (wall clock)
         return wp, wc
 
     # -- logging -----------------------------------------------------------------------------
@@ -479,6 +485,7 @@ class Run:
             self._await_start(k, nworkers)
             if self.exit != "ok":
                 return
+            k.ctl[0, S.CTL_CLOCK_BASE_NS] = time.monotonic_ns()  # jiffies 0: the start
             k.ctl[0, S.CTL_START] += 1  # the last arrival: every worker goes
             self.t_start = time.monotonic()
             self._event("start", workers=nworkers)
@@ -720,6 +727,8 @@ class Run:
             "kasan_total": C.kasan_count(k),
             "leaks": C.leak_summary(K),
             "memcg": C.memcg_summary(K),
+            "clock": C.clock_summary(K),
+            "cache_reap": C.reap_summary(K),
             "failure": self.failure,
             "invariants": {"checked": self.checked, "violations": self.violations[:50],
                            "count": len(self.violations)},
