@@ -107,6 +107,7 @@ class Kernel(Closing):
             for j in range(tpc):
                 k.task[i * tpc + j, :] = 0
                 k.task[i * tpc + j, S.TASK_CPU] = i
+                k.task[i * tpc + j, S.TASK_MEMCG] = -1  # every task starts in the root memcg
         k.kmem_cache[:, :] = 0
         k.kmem_cache[:, S.KMEM_CACHE_STATE] = S.CACHE_FREE
         k.kmem_cache[:, S.KMEM_CACHE_MEMCG_PARAMS] = -1

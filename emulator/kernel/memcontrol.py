@@ -160,7 +160,7 @@ def memcg_kmem_charge_pages(k, pfn, order, t):
     memcg_kmem_commit_charge() records it in the page (page_cgroup->mem_cgroup; here
     page.memcg).  A task of the root memcg is not charged (memcg_can_account_kmem)."""
     m = k.task[t, S.TASK_MEMCG]
-    if m < 0:
+    if m < 0 or load_acquire(k.memcg, (m, S.MEMCG_STATE)) == S.MEMCG_FREE:
         return
     _charge_up(k, m, 1 << order)
     k.page[pfn, S.PAGE_MEMCG] = m

@@ -221,9 +221,13 @@ def test_slab_reap_scenario_deterministic(tmp_path):
 
 
 def test_slab_reap_scenario_parallel_wall_clock(tmp_path):
-    """Parallel mode: the timers run on wall time.  Bounded: 2.5 s of running, so every
-    CPU that keeps running its workload reaps once or twice (first at ~1 s, then 2 s)."""
+    """Parallel mode: the timers run on wall time.  Bounded: 2.5 s of running, so the CPUs
+    reap about once or twice each (first at ~1 s, then every 2 s)."""
     s = _churn(tmp_path, "parallel", True, 10**9, duration=2.5)
     r = s["cache_reap"]
     assert r["timer"] and s["clock"]["step_ns"] == 0
-    assert all(1 <= n <= 3 for n in r["per_cpu"]), r
+    # a CPU's first pass is due at about 1 s, the next ones 2 s apart; a host too busy to
+    # run a worker for a while delays its passes, never adds one
+    secs = s["clock"]["seconds"]
+    assert secs >= 2.0
+    assert r["runs"] >= 1 and all(n <= 1 + secs / 2 for n in r["per_cpu"]), (r, secs)
