@@ -57,9 +57,13 @@ def build(**kw):
 def test_preemption_flavour_only_with_config_preempt(tmp_path):
     full = run("uaf-race", tmp_path, faults={"race_delay": 0})
     hits = uafs(full, preempted=True)
-    assert full["kasan_total"] == 703 and len(hits) == 256  # 256 kept
+    # (the exact counts of this file were retaken when memcg offline began to hold
+    # memcg_slab_mutex for its whole op, with creations and destroys sleeping on it, and
+    # patch 6's synchronize_sched() became unconditional, as posted: the same seeds
+    # interleave differently, the kinds of report and which builds have them do not)
+    assert full["kasan_total"] == 116 and len(hits) == 116
     assert {r["phase"] for r in hits} == {STAT_PHASE}
-    assert full["memcg"]["preemptions"] == 799
+    assert full["memcg"]["preemptions"] == 1230
     for preempt in ("none", "voluntary"):
         s = run("uaf-race", tmp_path, kernel=build(preempt=preempt), faults={"race_delay": 0})
         assert s["memcg"]["preemptions"] == 0, preempt  # no cond_resched() in slab_free
@@ -76,7 +80,7 @@ def test_voluntary_preempts_at_cond_resched_points_only(tmp_path):
     # wait (patch 6), but never inside a free: no report; PREEMPT_NONE never switches
     vol = run("uaf-race", tmp_path, policy="v2-no-5", kernel=build(preempt="voluntary"),
               allocator="slab")
-    assert vol["memcg"]["preemptions"] == 85 and vol["kasan_total"] == 0
+    assert vol["memcg"]["preemptions"] == 339 and vol["kasan_total"] == 0
     none = run("uaf-race", tmp_path, policy="v2-no-5", kernel=build(preempt="none"),
                allocator="slab")
     assert none["memcg"]["preemptions"] == 0 and none["kasan_total"] == 0
@@ -88,17 +92,17 @@ def test_stat_touch_only_with_slub_stats(tmp_path):
     # CPU destroys the cache while this CPU is between the discard and its stat()
     par = run("uaf-race", tmp_path, seed=6, faults={"preempt": 0.0})
     hits = uafs(par, preempted=False)
-    assert len(hits) == par["kasan_total"] == 4
+    assert len(hits) == par["kasan_total"] == 1
     assert {r["phase"] for r in hits} == {STAT_PHASE}
     assert all(r["freed_by"]["cpu"] != r["cpu"] for r in hits)
     nostats = build(slub_stats=False)
     assert run("uaf-race", tmp_path, kernel=nostats, seed=6, faults={"preempt": 0.0})["kasan_total"] == 0
     # the preemption flavour: preempted as often, and still no touch left to report
     s = run("uaf-race", tmp_path, kernel=nostats, faults={"race_delay": 0})
-    assert s["memcg"]["preemptions"] == 113 and s["kasan_total"] == 0
+    assert s["memcg"]["preemptions"] == 847 and s["kasan_total"] == 0
     # a PREEMPT_NONE kernel with SLUB_STATS keeps the parallel flavour
     s = run("uaf-race", tmp_path, kernel=build(preempt="none"), seed=6, faults={"preempt": 0.0})
-    assert len(uafs(s, preempted=False)) == s["kasan_total"] == 4
+    assert len(uafs(s, preempted=False)) == s["kasan_total"] == 1
 
 
 def test_presets_without_slub_stats_report_nothing(tmp_path):
