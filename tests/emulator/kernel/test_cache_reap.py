@@ -231,3 +231,12 @@ def test_slab_reap_scenario_parallel_wall_clock(tmp_path):
     secs = s["clock"]["seconds"]
     assert secs >= 2.0
     assert r["runs"] >= 1 and all(n <= 1 + secs / 2 for n in r["per_cpu"]), (r, secs)
+
+
+def test_slab_reap_scenario_is_reproducible(tmp_path):
+    # the deterministic clock is the steps: one seed, the same passes at the same steps
+    a = _churn(tmp_path, "deterministic", True, 100000, tag="a", step_ns=25000)
+    b = _churn(tmp_path, "deterministic", True, 100000, tag="b", step_ns=25000)
+    assert a["cache_reap"]["runs"] > 0
+    for key in ("clock", "cache_reap", "leaks", "memcg", "caches", "workload"):
+        assert a[key] == b[key], key
