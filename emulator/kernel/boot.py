@@ -37,6 +37,7 @@ from .geometry import (
     size_index_table,
 )
 from .merge import find_mergeable
+from .jiffies import HZ, round_jiffies_relative
 from .page_alloc import free_area_init
 from .slab_common import init_cache_rows
 
@@ -105,9 +106,15 @@ class Kernel(Closing):
             k.cpu[i, S.CPU_NODE] = nid
             k.cpu[i, S.CPU_MEM_NODE] = self._mem_node(nid)
             k.cpu[i, S.CPU_RNG] = seed_stream(seed, STREAM_CPU, i)
+            # SLAB's start_cpu_timer() at boot (jiffies 0): init_reap_node() (the node after
+            # the CPU's memory node) and the reap work's first expiry,
+            # __round_jiffies_relative(HZ, cpu); it fires only with config cache_reap
+            k.cpu[i, S.CPU_REAP_NODE] = (k.cpu[i, S.CPU_MEM_NODE] + 1) % len(self.node_ids)
+            k.cpu[i, S.CPU_REAP_NEXT] = round_jiffies_relative(HZ, i, 0)
             for j in range(tpc):
                 k.task[i * tpc + j, :] = 0
                 k.task[i * tpc + j, S.TASK_CPU] = i
+                k.task[i * tpc + j, S.TASK_MEMCG] = -1  # every task starts in the root memcg
         k.kmem_cache[:, :] = 0
         k.kmem_cache[:, S.KMEM_CACHE_STATE] = S.CACHE_FREE
         k.kmem_cache[:, S.KMEM_CACHE_MEMCG_PARAMS] = -1

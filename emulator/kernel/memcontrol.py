@@ -36,6 +36,7 @@ from numba import njit
 from ..machine import structs as S
 from ..machine.atomics import cmpxchg, fetch_add, load_acquire, store_release
 from ..machine.spinlock import spin_lock, spin_unlock
+from .jiffies import clock_ns
 from .rcu import RCU_CB_DESTROY, call_rcu_sched
 from .slab_common import init_cache_rows
 from .workqueue import WORK_CACHE_CREATE, WORK_CACHE_DESTROY, schedule_work
@@ -86,9 +87,13 @@ def memcg_kmem_get_cache(k, s, t, cpu):
     if child >= 0:
         return child
     m = k.task[t, S.TASK_MEMCG]
+    k.cpu[cpu, S.CPU_ROOT_FALLBACKS] += 1  # served by the root cache meanwhile
+    # memcg_create_cache_enqueue(): the queued work holds a reference on the memcg
+    # (css_get; memcg_release_if_unpinned sees the queued entry); the message carries
+    # the machine clock, for the creation latency
     if child == MEMCG_CACHE_NONE and \
             cmpxchg(k.memcg_caches, (m, s), MEMCG_CACHE_NONE, MEMCG_CACHE_QUEUED) == MEMCG_CACHE_NONE:
-        if not schedule_work(k, cpu, WORK_CACHE_CREATE, s, m, 0):
+        if not schedule_work(k, cpu, WORK_CACHE_CREATE, s, m, clock_ns(k)):
             store_release(k.memcg_caches, (m, s), MEMCG_CACHE_NONE)
     return s
 
@@ -149,6 +154,33 @@ def memcg_uncharge_slab(k, s, order, cpu):
 
 
 @njit(cache=True)
+def memcg_kmem_charge_pages(k, pfn, order, t):
+    """alloc_kmem_pages() (3.16): memcg_kmem_newpage_charge() charges the pages to the
+    current task's memcg (and, the counter being hierarchical, its ancestors) and
+    memcg_kmem_commit_charge() records it in the page (page_cgroup->mem_cgroup; here
+    page.memcg).  A task of the root memcg is not charged (memcg_can_account_kmem)."""
+    m = k.task[t, S.TASK_MEMCG]
+    if m < 0 or load_acquire(k.memcg, (m, S.MEMCG_STATE)) == S.MEMCG_FREE:
+        return
+    _charge_up(k, m, 1 << order)
+    k.page[pfn, S.PAGE_MEMCG] = m
+
+
+@njit(cache=True)
+def memcg_kmem_uncharge_pages(k, pfn, order):
+    """free_kmem_pages() -> memcg_kmem_uncharge_pages() (3.16): uncharge the memcg the
+    page was charged to; the last uncharge of an offline memcg lets it go
+    (memcg_uncharge_kmem's css_put)."""
+    m = k.page[pfn, S.PAGE_MEMCG]
+    if m < 0:
+        return
+    k.page[pfn, S.PAGE_MEMCG] = -1
+    _charge_up(k, m, -(1 << order))
+    if load_acquire(k.memcg, (m, S.MEMCG_STATE)) == S.MEMCG_OFFLINE:
+        memcg_release_if_unpinned(k, m)
+
+
+@njit(cache=True)
 def memcg_alloc(k, cpu, parent):
     """mem_cgroup_css_alloc + online under `parent` (-1: the root memcg): a new memcg
     row, or -1 when none is left.  The child pins its parent until it is released."""
@@ -170,9 +202,13 @@ def memcg_alloc(k, cpu, parent):
 
 @njit(cache=True)
 def memcg_create_kmem_cache(k, root, m, cpu):
-    """memcg_create_kmem_cache() (the creation work): m's child cache of root, under
-    memcg_slab_mutex.  Returns its row, or -1 (memcg not online, or no free row: the
-    allocations keep going to the root cache, as when the kernel's creation fails)."""
+    """memcg_kmem_create_cache() (3.16, called by the creation work under
+    memcg_slab_mutex and slab_mutex, ops._create_step): m's child cache of root.
+    Returns its row, or -1 (no free row: the allocations keep going to the root cache,
+    as when the kernel's creation fails).  Like 3.16 it does not check that m is still
+    online: a work queued before an offline that runs after it creates a cache that
+    memcg_unregister_all_caches has already passed, never marked dead, whose initial
+    reference nobody drops, pinning m for good (an orphan cache, docs/series.md §2)."""
     mutex = k.rcu[0, S.RCU_SLAB_MUTEX]
     spin_lock(k.lock, mutex, cpu)
     cur = load_acquire(k.memcg_caches, (m, root))
@@ -180,11 +216,10 @@ def memcg_create_kmem_cache(k, root, m, cpu):
         spin_unlock(k.lock, mutex)
         return cur
     s = -1
-    if load_acquire(k.memcg, (m, S.MEMCG_STATE)) == S.MEMCG_ONLINE:
-        for row in range(k.kmem_cache.shape[0]):
-            if k.kmem_cache[row, S.KMEM_CACHE_STATE] == S.CACHE_FREE:
-                s = row
-                break
+    for row in range(k.kmem_cache.shape[0]):
+        if k.kmem_cache[row, S.KMEM_CACHE_STATE] == S.CACHE_FREE:
+            s = row
+            break
     if s < 0:
         store_release(k.memcg_caches, (m, root), MEMCG_CACHE_NONE)
         spin_unlock(k.lock, mutex)
@@ -259,12 +294,19 @@ def kmem_cache_release(k, s, cpu, phase):
 
 @njit(cache=True)
 def memcg_release_if_unpinned(k, m):
-    """css_free() of an offline memcg once no child cache and no child memcg pins it;
-    its parent loses a reference and may go in turn."""
+    """css_free() of an offline memcg once nothing pins it: no child cache, no child
+    memcg, no creation work queued (memcg_create_cache_enqueue's css_get), and no kmem
+    charge left (3.16's kmem_cgroup_css_offline takes a reference that the last
+    uncharge drops: memcg_uncharge_kmem; kmalloc_large pages are the charges no cache
+    accounts for); its parent loses a reference and may go in turn."""
     while m >= 0:
         if load_acquire(k.memcg, (m, S.MEMCG_NR_CACHES)) != 0 or \
-                load_acquire(k.memcg, (m, S.MEMCG_NR_CHILDREN)) != 0:
+                load_acquire(k.memcg, (m, S.MEMCG_NR_CHILDREN)) != 0 or \
+                load_acquire(k.memcg, (m, S.MEMCG_KMEM_PAGES)) != 0:
             return
+        for r in range(k.memcg_caches.shape[1]):
+            if load_acquire(k.memcg_caches, (m, r)) == MEMCG_CACHE_QUEUED:
+                return
         if cmpxchg(k.memcg, (m, S.MEMCG_STATE), S.MEMCG_OFFLINE, S.MEMCG_RELEASED) != S.MEMCG_OFFLINE:
             return
         parent = k.memcg[m, S.MEMCG_PARENT]

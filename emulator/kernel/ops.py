@@ -53,7 +53,10 @@ from .slab_common import (
     TF_CACHES_COLLECTED,
     TF_DISCARDED,
     TF_IPI_LOCAL,
+    TF_CREATE_WAITED,
+    TF_REAP_TIMER,
     TF_SHUTDOWN,
+    TF_SLEEPING,
     cache_touch,
     check_free,
     classify_free,
@@ -90,11 +93,18 @@ from .memcontrol import (
     mark_dead,
     memcg_create_kmem_cache,
     memcg_kmem_get_cache,
+    memcg_kmem_charge_pages,
+    memcg_kmem_uncharge_pages,
     memcg_release_if_unpinned,
 )
 from .fastpath import kfree_fastpath, kmalloc_fastpath, kmem_cache_alloc_fastpath
+from .jiffies import REAPTIMEOUT_AC, clock_ns, jiffies, round_jiffies_relative
+from .mutex import mutex_trylock, mutex_unlock
 from .rcu import rcu_qs, rcu_request_gp, rcu_sync_done
-from .workqueue import WORK_CACHE_DESTROY, schedule_work
+from .workqueue import WORK_CACHE_DESTROY, WORK_CACHE_REAP, schedule_work
+
+SLAB_MUTEX = S.RCU_SLAB_MUTEX_OWNER
+MEMCG_SLAB_MUTEX = S.RCU_MEMCG_SLAB_MUTEX_OWNER
 
 # ops
 OP_NONE = 0
@@ -333,8 +343,11 @@ def _finish(k, t):
 
 # -- the allocation side ------------------------------------------------------------
 @njit(cache=True)
-def kmalloc_large_node(k, size, node, cpu):
-    """kmalloc_large_node(): a compound page block; 0 on failure."""
+def kmalloc_large_node(k, size, node, cpu, t):
+    """kmalloc_large_node() -> kmalloc_order() -> alloc_kmem_pages(): a compound page
+    block; 0 on failure.  The block is charged to task t's memcg (t >= 0) as 3.16's
+    alloc_kmem_pages() does (memcg_kmem_newpage_charge, memcg_kmem_commit_charge):
+    memcontrol.memcg_kmem_charge_pages."""
     shift = k.machine[0, S.MACHINE_PAGE_SHIFT]
     order = 0
     while (1 << (order + shift)) < size:
@@ -344,6 +357,8 @@ def kmalloc_large_node(k, size, node, cpu):
     if pfn < 0:
         return 0
     addr = pfn << shift
+    if t >= 0:
+        memcg_kmem_charge_pages(k, pfn, order, t)
     if k.machine[0, S.MACHINE_KASAN] != 0:  # kasan_kmalloc_large()
         kasan_unpoison_shadow(k.shadow, addr, size)
         start = (size + 7) & ~7
@@ -353,13 +368,21 @@ def kmalloc_large_node(k, size, node, cpu):
     return addr
 
 
+@njit(cache=True)
+def free_kmem_pages(k, pfn, cpu):
+    """free_kmem_pages() (3.16): memcg_kmem_uncharge_pages(), then __free_pages()."""
+    order = k.page[pfn, S.PAGE_COMPOUND_ORDER]
+    memcg_kmem_uncharge_pages(k, pfn, order)
+    __free_pages(k, pfn, order, cpu)
+
+
 @njit(cache=True, inline="always")
 def kmalloc_node(k, size, node, cpu, t):
     """kmalloc_node(): a kmalloc cache (task t's memcg child of it, t >= 0), or the page
     allocator beyond the largest one."""
     s = kmalloc_slab(k, size)
     if s < 0:
-        return kmalloc_large_node(k, size, node, cpu)
+        return kmalloc_large_node(k, size, node, cpu, t)
     if t >= 0:
         s = memcg_kmem_get_cache(k, s, t, cpu)
     return cache_alloc(k, s, k.kmem_cache[s, S.KMEM_CACHE_GEN], node, size, cpu)
@@ -372,7 +395,7 @@ def kfree_inline(k, addr, cpu, t):
     if kind == PTR_NULL or kind == PTR_BAD:
         return
     if kind == PTR_LARGE:
-        __free_pages(k, pfn, k.page[pfn, S.PAGE_COMPOUND_ORDER], cpu)
+        free_kmem_pages(k, pfn, cpu)
         return
     s = k.page[pfn, S.PAGE_SLAB_CACHE]
     kasan_slab_free(k, s, addr)
@@ -532,8 +555,7 @@ def _op_step(k, t):
     if op == OP_CACHE_DESTROY:
         return _destroy_step(k, t, op, phase, cpu, s, gen)
     if op == OP_CACHE_CREATE:
-        memcg_create_kmem_cache(k, s, k.task[t, S.TASK_ITER2], cpu)
-        return _finish(k, t)
+        return _create_step(k, t, cpu, s)
     return _finish(k, t)
 
 
@@ -581,18 +603,102 @@ def _slab_shrink(k, t, op, phase, cpu, s, gen):
 
 
 @njit(cache=True)
+def _mutex_lock(k, which, t, cpu):
+    """mutex_lock(): True once task t owns the mutex; False when it must sleep (the op
+    returns STEP_BLOCKED and runs this phase again).  Sleeping is a context switch, so
+    an RCU-sched quiescent state, and its CPU may run its other task meanwhile
+    (run/loop.py reads TF_SLEEPING)."""
+    if mutex_trylock(k, which, t):
+        k.task[t, S.TASK_FLAGS] &= ~TF_SLEEPING
+        return True
+    k.task[t, S.TASK_FLAGS] |= TF_SLEEPING
+    if which == MEMCG_SLAB_MUTEX:
+        fetch_add(k.rcu, (0, S.RCU_MEMCG_MUTEX_WAITS), 1)
+    rcu_qs(k, cpu)
+    return False
+
+
+@njit(cache=True)
+def reap_timer(k, cpu, now):
+    """The expiry of this CPU's slab_reap_work timer (a deferrable delayed work, mm/slab.c
+    start_cpu_timer / cache_reap): at jiffies `now` >= cpu.reap_next the reap work is
+    queued on this CPU's workqueue (its kworker runs OP_REAP with TF_REAP_TIMER, which
+    re-arms the timer when it ends).  A deferrable timer does not wake an idle CPU: the
+    caller fires it only for CPUs still running their workload.  True if queued."""
+    due = k.cpu[cpu, S.CPU_REAP_NEXT]
+    if due < 0 or now < due:
+        return False
+    if not schedule_work(k, cpu, WORK_CACHE_REAP, 0, 0, 0):
+        return False  # the queue is full: the next tick tries again
+    k.cpu[cpu, S.CPU_REAP_NEXT] = -1
+    return True
+
+
+@njit(cache=True)
+def _reap_done(k, t, cpu):
+    """cache_reap()'s `out:` label: schedule_delayed_work(work,
+    round_jiffies_relative(REAPTIMEOUT_AC)) for the timer's pass."""
+    if (k.task[t, S.TASK_FLAGS] & TF_REAP_TIMER) != 0:
+        now = jiffies(k)
+        k.cpu[cpu, S.CPU_REAP_NEXT] = now + round_jiffies_relative(REAPTIMEOUT_AC, cpu, now)
+    return _finish(k, t)
+
+
+@njit(cache=True)
 def _reap_step(k, t, cpu):
-    """cache_reap(): one cache per phase (it cond_resched()s between caches)."""
+    """cache_reap() (mm/slab.c, 3.16): mutex_trylock(&slab_mutex), or give up until the
+    next period; then every SLAB cache of slab_caches, dead memcg caches included, one
+    per phase (it cond_resched()s between caches, holding slab_mutex), each at the
+    jiffies of its turn (SLAB.cache_reap_one); then mutex_unlock and next_reap_node()."""
+    if not mutex_trylock(k, SLAB_MUTEX, t):
+        k.cpu[cpu, S.CPU_REAPS_SKIPPED] += 1
+        return _reap_done(k, t, cpu)
     s = k.task[t, S.TASK_ITER]
     caches = k.kmem_cache.shape[0]
     while s < caches and (k.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE or
                           k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] != S.ALLOCATOR_SLAB):
         s += 1
     if s >= caches:
-        return _finish(k, t)
-    SLAB.cache_reap_one(k, s, cpu)
+        mutex_unlock(k, SLAB_MUTEX, t)
+        SLAB.next_reap_node(k, cpu)
+        k.cpu[cpu, S.CPU_REAPS] += 1
+        return _reap_done(k, t, cpu)
+    SLAB.cache_reap_one(k, s, cpu, jiffies(k))
     k.task[t, S.TASK_ITER] = s + 1
     return STEP_NEXT
+
+
+@njit(cache=True)
+def _create_step(k, t, cpu, root):
+    """memcg_create_cache_work_func() (3.16): mutex_lock(&memcg_slab_mutex), then
+    memcg_kmem_create_cache() -> kmem_cache_create_memcg(), which takes slab_mutex.  The
+    work may sleep on either (an offline holds memcg_slab_mutex across its shrinks and,
+    with patch 6, its grace period; cache_reap holds slab_mutex); meanwhile the memcg's
+    allocations are served by the root cache.  Then css_put() of the reference taken
+    when the work was queued.  Counts the creation and its latency (the machine clock
+    from the queueing, task.aux, to the publication)."""
+    if not _mutex_lock(k, MEMCG_SLAB_MUTEX, t, cpu):
+        k.task[t, S.TASK_FLAGS] |= TF_CREATE_WAITED
+        return STEP_BLOCKED
+    if not _mutex_lock(k, SLAB_MUTEX, t, cpu):
+        return STEP_BLOCKED
+    m = k.task[t, S.TASK_ITER2]
+    existed = load_acquire(k.memcg_caches, (m, root)) >= 0
+    c = memcg_create_kmem_cache(k, root, m, cpu)
+    mutex_unlock(k, SLAB_MUTEX, t)
+    mutex_unlock(k, MEMCG_SLAB_MUTEX, t)
+    if c >= 0 and not existed:
+        lat = clock_ns(k) - k.task[t, S.TASK_AUX]
+        fetch_add(k.rcu, (0, S.RCU_CREATES), 1)
+        if (k.task[t, S.TASK_FLAGS] & TF_CREATE_WAITED) != 0:
+            fetch_add(k.rcu, (0, S.RCU_CREATE_WAITED), 1)
+        fetch_add(k.rcu, (0, S.RCU_CREATE_LATENCY_TOTAL), lat)
+        while True:
+            mx = load_acquire(k.rcu, (0, S.RCU_CREATE_LATENCY_MAX))
+            if lat <= mx or cmpxchg(k.rcu, (0, S.RCU_CREATE_LATENCY_MAX), mx, lat) == mx:
+                break
+    memcg_release_if_unpinned(k, m)  # css_put(): an offline memcg may go now
+    return _finish(k, t)
 
 
 @njit(cache=True)
@@ -606,7 +712,7 @@ def _free_step(k, t, op, phase, cpu):
             kasan_report(k, S.BUG_INVALID_FREE, cpu, t, op, phase, obj, 0, -1, 0)
             return _finish(k, t)
         if kind == PTR_LARGE:
-            __free_pages(k, pfn, k.page[pfn, S.PAGE_COMPOUND_ORDER], cpu)
+            free_kmem_pages(k, pfn, cpu)  # kfree() of a kmalloc_large block
             return _finish(k, t)
         s = k.page[pfn, S.PAGE_SLAB_CACHE]
         if op == OP_CACHE_FREE:
@@ -733,12 +839,20 @@ def _offline_step(k, t, op, phase, cpu):
          the memcg); self-destruct: drop the initial reference, and at 0 destroy it now
          or, with patch 6, after a synchronize_sched();
       3  synchronize_sched(): blocked (a quiescent state) until a grace period passed;
-      4  the collected caches' unregister work is queued."""
+      4  the collected caches' unregister work is queued.
+    memcg_slab_mutex is held from the first phase to the end, as 3.16's
+    memcg_unregister_all_caches holds it across the whole loop; v2's patch 6 (as posted,
+    07a2c0a9d898...) keeps it across the loop's shrinks, the synchronize_sched() it calls
+    unconditionally after the loop, and the destroys of the collected caches.  So a
+    creation work (_create_step) waits for the whole offline, grace period included."""
     m = k.task[t, S.TASK_OBJ]
     if phase == PH_OFFLINE_NEXT:
         if k.task[t, S.TASK_ITER2] == 0:
-            # css offline under memcg_slab_mutex: a creation work either published its
-            # cache before (seen below) or finds the memcg offline and gives up
+            if not _mutex_lock(k, MEMCG_SLAB_MUTEX, t, cpu):
+                return STEP_BLOCKED
+            # css offline; a creation work queued before (it pins the memcg, as
+            # memcg_create_cache_enqueue's css_get) creates its cache whenever it gets
+            # memcg_slab_mutex: 3.16 does not check that the memcg is still online
             mutex = k.rcu[0, S.RCU_SLAB_MUTEX]
             spin_lock(k.lock, mutex, cpu)
             k.memcg[m, S.MEMCG_OFFLINED_BY] = cpu
@@ -749,10 +863,12 @@ def _offline_step(k, t, op, phase, cpu):
         while r < caches and load_acquire(k.memcg_caches, (m, r)) < 0:
             r += 1
         if r >= caches:
-            if (k.task[t, S.TASK_FLAGS] & TF_CACHES_COLLECTED) != 0:
+            # patch 6 as posted: synchronize_sched() whether or not a cache was collected
+            if k.config[S.CONFIG_SYNC_BEFORE_DESTROY] != 0:
                 k.task[t, S.TASK_ITER] = 0
                 k.task[t, S.TASK_PHASE] = PH_OFFLINE_SYNC
                 return STEP_NEXT
+            mutex_unlock(k, MEMCG_SLAB_MUTEX, t)
             memcg_release_if_unpinned(k, m)
             return _finish(k, t)
         child = load_acquire(k.memcg_caches, (m, r))
@@ -790,6 +906,7 @@ def _offline_step(k, t, op, phase, cpu):
         if k.task[t, S.TASK_ITER] == 0:
             k.task[t, S.TASK_AUX] = rcu_request_gp(k)
             k.task[t, S.TASK_ITER] = 1
+            fetch_add(k.rcu, (0, S.RCU_OFFLINE_SYNCS), 1)
         rcu_qs(k, cpu)  # the task sleeps: a quiescent state of this CPU
         if not rcu_sync_done(k, k.task[t, S.TASK_AUX]):
             return STEP_BLOCKED
@@ -802,20 +919,27 @@ def _offline_step(k, t, op, phase, cpu):
                 k.kmem_cache[c, S.KMEM_CACHE_STATE] == S.CACHE_ACTIVE:
             k.memcg_cache_params[c, S.MEMCG_CACHE_PARAMS_DESTROYING] = DESTROY_QUEUED
             schedule_work(k, cpu, WORK_CACHE_DESTROY, c, 0, k.kmem_cache[c, S.KMEM_CACHE_GEN])
+    mutex_unlock(k, MEMCG_SLAB_MUTEX, t)
     memcg_release_if_unpinned(k, m)
     return _finish(k, t)
 
 
 @njit(cache=True)
 def _destroy_step(k, t, op, phase, cpu, s, gen):
-    """The unregister work, memcg_unregister_cache -> kmem_cache_destroy(s):
+    """The unregister work, memcg_unregister_cache -> kmem_cache_destroy(s), under
+    memcg_slab_mutex (memcg_unregister_cache_func, patch 2) and slab_mutex
+    (kmem_cache_destroy), both taken in phase 0 (sleeping while held) and held to the end:
       0  a cache already gone (the work was queued twice) is left alone;
       1  __kmem_cache_shutdown: flush every CPU (IPIs) and free the empty slabs, phase
          by phase (the shrink machinery with TF_SHUTDOWN);
       2  a cache that still holds slabs is not destroyed (the kernel's "Slab cache still
          has objects"); else kmem_cache_release frees its rows."""
     if phase == PH_DESTROY:
+        if not _mutex_lock(k, MEMCG_SLAB_MUTEX, t, cpu) or not _mutex_lock(k, SLAB_MUTEX, t, cpu):
+            return STEP_BLOCKED
         if k.kmem_cache[s, S.KMEM_CACHE_GEN] != gen or k.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
+            mutex_unlock(k, SLAB_MUTEX, t)
+            mutex_unlock(k, MEMCG_SLAB_MUTEX, t)
             return _finish(k, t)
         k.task[t, S.TASK_FLAGS] |= TF_SHUTDOWN
         k.task[t, S.TASK_SUB_PHASE] = PH_SHRINK_FLUSH
@@ -832,5 +956,7 @@ def _destroy_step(k, t, op, phase, cpu, s, gen):
             k.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_LEAKED] = 1
         else:
             kmem_cache_release(k, s, cpu, phase)
+    mutex_unlock(k, SLAB_MUTEX, t)
+    mutex_unlock(k, MEMCG_SLAB_MUTEX, t)
     return _finish(k, t)
 

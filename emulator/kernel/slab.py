@@ -16,7 +16,14 @@ What it models, function for function:
                         becomes empty is destroyed when free_objects > free_limit
   cache_grow            a new slab (kmem_getpages, alloc_slabmgmt, cache_init_objs)
                         appended to slabs_free, with cache colouring
-  do_drain / drain_array / drain_alien_cache / drain_freelist / cache_reap
+  do_drain / drain_array / drain_alien_cache / drain_freelist
+  cache_reap            per CPU, every REAPTIMEOUT_AC (2*HZ) from its timer, over every
+                        cache (dead memcg caches included) under slab_mutex (trylock:
+                        a held mutex skips the pass); the per-CPU part (reap_alien,
+                        drain_array) every time, the per-node part (shared array,
+                        drain_freelist) once n->next_reap is due (REAPTIMEOUT_NODE,
+                        4*HZ).  cache_reap_one is one cache; ops.py runs the pass as
+                        the reap work (OP_REAP) and run/loop.py fires the timer
 Counters: mm/slab.c's STATS_INC_* items (ALLOCHIT, FREEMISS, ...), per CPU.
 
 Slab layout (struct page): page->freelist is the address of the slab's freelist, an
@@ -55,6 +62,7 @@ from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
 from .page_alloc import __GFP_COMP, __GFP_THISNODE, __free_pages, alloc_pages_node
 from .memcontrol import dead_discards, memcg_charge_slab, memcg_uncharge_slab
+from .jiffies import REAPTIMEOUT_NODE
 from .slab_common import NUMA_NO_NODE, kasan_kmalloc, node_row
 
 BATCHREFILL_LIMIT = 16
@@ -743,9 +751,9 @@ def drain_freelist(k, s, nid, tofree, cpu):
 
 @njit(cache=True)
 def reap_alien(k, s, nid, cpu):
-    """reap_alien(): drain one alien array of node nid, if its lock is free."""
-    nodes = k.machine[0, S.MACHINE_NR_NODES]
-    remote = (k.cpu[cpu, S.CPU_STEPS] + cpu) % nodes  # next_reap_node() rotation
+    """reap_alien(): drain the alien array of node nid that holds objects of node
+    slab_reap_node (this CPU's, cpu.reap_node), if its lock is free (spin_trylock_irq)."""
+    remote = k.cpu[cpu, S.CPU_REAP_NODE]
     al = ac_alien(k, s, nid, remote)
     if al >= 0 and k.array_cache[al, S.ARRAY_CACHE_AVAIL] > 0:
         alock = k.array_cache[al, S.ARRAY_CACHE_LOCK]
@@ -755,12 +763,28 @@ def reap_alien(k, s, nid, cpu):
 
 
 @njit(cache=True)
-def cache_reap_one(k, s, cpu):
-    """cache_reap() for one cache on `cpu` (timer-driven; next_reap by CPU steps)."""
+def next_reap_node(k, cpu):
+    """next_reap_node(): slab_reap_node moves to the next online node, wrapping (every
+    node of the topology is online here).  init_reap_node() starts it at the node after
+    the CPU's memory node, which is this function applied once to that node."""
+    k.cpu[cpu, S.CPU_REAP_NODE] = (k.cpu[cpu, S.CPU_REAP_NODE] + 1) % k.machine[0, S.MACHINE_NR_NODES]
+
+
+@njit(cache=True)
+def cache_reap_one(k, s, cpu, now):
+    """cache_reap()'s loop body for one cache on `cpu` at jiffies `now` (mm/slab.c,
+    3.16): reap_alien, then drain_array of this CPU's array; the node part (the shared
+    array, then drain_freelist of (free_limit + 5*num - 1) / (5*num) free slabs unless
+    slabs_free was touched since the last pass) only once n->next_reap is due, which
+    it moves REAPTIMEOUT_NODE ahead.  Returns the slabs freed."""
     nid = k.cpu[cpu, S.CPU_MEM_NODE]
     n = node_row(k, s, nid)
     reap_alien(k, s, nid, cpu)
     drain_array(k, s, ac_cpu(k, s, cpu), False, nid, cpu)
+    # "These are racy checks but it does not matter if we skip one check or scan twice."
+    if k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NEXT_REAP] > now:  # time_after(next_reap, jiffies)
+        return 0
+    k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NEXT_REAP] = now + REAPTIMEOUT_NODE
     drain_array(k, s, ac_shared(k, s, nid), False, nid, cpu)
     if k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_TOUCHED] != 0:
         k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_TOUCHED] = 0

@@ -36,6 +36,7 @@ from .kasan import (
     kasan_unpoison_shadow,
 )
 from .page_alloc import compound_head
+from .jiffies import cache_next_reap, jiffies
 
 NUMA_NO_NODE = -1
 OP_CACHE_DESTROY = 8  # ops.OP_CACHE_DESTROY (ops imports this module, not the reverse)
@@ -49,8 +50,11 @@ TF_DISCARDED = 1 << 2  # this free discarded a slab (the window before its last 
 TF_SHUTDOWN = 1 << 8  # the shrink is __kmem_cache_shutdown's (ops.py)
 TF_CACHES_COLLECTED = 1 << 9  # memcg offline: a child cache waits for synchronize_sched (patch 6)
 TF_IPI_LOCAL = 1 << 10  # on_each_cpu(_cond): this CPU runs the function after the wait (ops.py)
+TF_REAP_TIMER = 1 << 11  # cache_reap run by the kworker from the CPU's reap timer (re-armed at its end)
+TF_SLEEPING = 1 << 12  # the task sleeps on a mutex (kernel/mutex.py): its CPU may run another task
+TF_CREATE_WAITED = 1 << 13  # the creation work found memcg_slab_mutex held
 TASK_FLAGS = (TF_WAS_FROZEN, TF_COUNTED, TF_DISCARDED, TF_SHUTDOWN, TF_CACHES_COLLECTED,
-              TF_IPI_LOCAL)
+              TF_IPI_LOCAL, TF_REAP_TIMER, TF_SLEEPING, TF_CREATE_WAITED)
 assert all(f & (f - 1) == 0 for f in TASK_FLAGS), "a task flag is one bit"
 assert len(set(TASK_FLAGS)) == len(TASK_FLAGS), "task flags share a bit"
 
@@ -153,6 +157,7 @@ def init_cache_rows(k, s):
                 on_node += 1
         k.kmem_cache_node[n, S.KMEM_CACHE_NODE_FREE_LIMIT] = \
             (1 + on_node) * batch + k.kmem_cache[s, S.KMEM_CACHE_OBJECTS]
+        k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NEXT_REAP] = cache_next_reap(s, jiffies(k))
         if shared != 0:
             row = ac_shared_row(cpus, nodes, caches, s, nid)
             _init_ac(k, row, shared * batch, BATCHCOUNT_UNUSED, -1)

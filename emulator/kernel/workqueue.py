@@ -1,8 +1,10 @@
 """Per-CPU workqueues: schedule_work() queues on the local CPU, its kworker runs the items.
 
 What it models: the system workqueue's per-CPU pools as the series uses them —
-memcg_create_cache_work_func (creating a memcg's child cache on first use) and the
-unregister work that destroys a dead cache.  Each CPU's queue is its RING_WORK inbox
+memcg_create_cache_work_func (creating a memcg's child cache on first use; its message
+carries the machine clock at queueing, for the creation latency), the unregister work
+that destroys a dead cache, and SLAB's per-CPU cache_reap delayed work once its timer
+expired (kernel/ops.py reap_timer).  Each CPU's queue is its RING_WORK inbox
 (emulator/machine/inbox.py); the CPU's second task, its kworker, runs the items between
 the workload task's ops, or when it preempts the workload task at a preemption point
 (emulator/run/loop.py).
@@ -21,6 +23,7 @@ from ..machine.machine import NR_RINGS, RING_WORK
 
 WORK_CACHE_CREATE = 1  # memcg_create_cache_work_func: arg root cache, arg2 memcg
 WORK_CACHE_DESTROY = 2  # the unregister work: arg the cache, gen its generation
+WORK_CACHE_REAP = 3  # SLAB's slab_reap_work (mm/slab.c cache_reap), queued by the CPU's timer
 
 
 @njit(cache=True, _nrt=True)  # allocates: NRT even when called from NRT-free code

@@ -277,7 +277,12 @@ CPU_RCU_QS = 9  # cpu.rcu_qs
 CPU_RCU_CBS = 10  # cpu.rcu_cbs
 CPU_CURRENT = 11  # cpu.current
 CPU_WORKS = 12  # cpu.works
-CPU_NR_FIELDS = 13  # fields of cpu
+CPU_REAP_NEXT = 13  # cpu.reap_next
+CPU_REAP_NODE = 14  # cpu.reap_node
+CPU_REAPS = 15  # cpu.reaps
+CPU_REAPS_SKIPPED = 16  # cpu.reaps_skipped
+CPU_ROOT_FALLBACKS = 17  # cpu.root_fallbacks
+CPU_NR_FIELDS = 18  # fields of cpu
 
 # struct kasan_report: column indices
 KASAN_REPORT_BUG = 0  # kasan_report.bug
@@ -313,7 +318,10 @@ CTL_STOP_ON_ERROR = 7  # ctl.stop_on_error
 CTL_ERROR = 8  # ctl.error
 CTL_FINISH = 9  # ctl.finish
 CTL_MEMCGS = 10  # ctl.memcgs
-CTL_NR_FIELDS = 11  # fields of ctl
+CTL_JIFFIES = 11  # ctl.jiffies
+CTL_CLOCK_STEPS = 12  # ctl.clock_steps
+CTL_CLOCK_BASE_NS = 13  # ctl.clock_base_ns
+CTL_NR_FIELDS = 14  # fields of ctl
 
 # struct workload: column indices
 WORKLOAD_STATE = 0  # workload.state
@@ -364,7 +372,15 @@ RCU_GP_COMPLETED = 1  # rcu.gp_completed
 RCU_GP_REQUESTED = 2  # rcu.gp_requested
 RCU_LOCK = 3  # rcu.lock
 RCU_SLAB_MUTEX = 4  # rcu.slab_mutex
-RCU_NR_FIELDS = 5  # fields of rcu
+RCU_SLAB_MUTEX_OWNER = 5  # rcu.slab_mutex_owner
+RCU_MEMCG_SLAB_MUTEX_OWNER = 6  # rcu.memcg_slab_mutex_owner
+RCU_MEMCG_MUTEX_WAITS = 7  # rcu.memcg_mutex_waits
+RCU_CREATES = 8  # rcu.creates
+RCU_CREATE_WAITED = 9  # rcu.create_waited
+RCU_CREATE_LATENCY_TOTAL = 10  # rcu.create_latency_total
+RCU_CREATE_LATENCY_MAX = 11  # rcu.create_latency_max
+RCU_OFFLINE_SYNCS = 12  # rcu.offline_syncs
+RCU_NR_FIELDS = 13  # fields of rcu
 
 # struct inbox: column indices
 INBOX_POS = 0  # inbox.pos
@@ -429,3 +445,5 @@ CONFIG_PREEMPT_MODEL = 11  # config.preempt_model
 CONFIG_SLUB_STATS = 12  # config.slub_stats
 CONFIG_DISCARD_RULE = 13  # config.discard_rule
 CONFIG_DEAD_CPU_PARTIAL = 14  # config.dead_cpu_partial
+CONFIG_CACHE_REAP = 15  # config.cache_reap
+CONFIG_STEP_NS = 16  # config.step_ns

@@ -394,6 +394,14 @@ STRUCTS: dict[str, Struct] = {
                 "rcu_cbs",  # call_rcu_sched callbacks queued and not yet run
                 "current",  # the task running: 0 the workload task, 1 the kworker
                 "works",  # work items run by the kworker
+                "reap_next",  # SLAB: jiffies at which this CPU's cache_reap delayed work
+                #               fires (slab_reap_work's timer); -1 while queued or running
+                "reap_node",  # SLAB: slab_reap_node, the node whose alien array reap_alien
+                #               drains next (init_reap_node / next_reap_node)
+                "reaps",  # SLAB: cache_reap runs of this CPU's timer
+                "reaps_skipped",  # ... of which found slab_mutex held (mutex_trylock failed)
+                "root_fallbacks",  # allocations a memcg task made from the root cache
+                #                    while its child cache's creation was pending
             ),
             padded=True,
             doc="Per emulated CPU state.",
@@ -437,6 +445,10 @@ STRUCTS: dict[str, Struct] = {
                 "error",  # 1: a worker saw a KASAN report with stop_on_error
                 "finish",  # 1: every CPU is idle with nothing pending: workers return
                 "memcgs",  # memcg rows handed out (memcg ids are never reused)
+                "jiffies",  # the machine's jiffies (HZ = kernel/jiffies.py), advanced by
+                #             the workers at their control points (do_timer)
+                "clock_steps",  # deterministic clock: machine steps taken (one worker)
+                "clock_base_ns",  # wall clock: monotonic ns at jiffies 0 (the run's start)
             ),
             padded=True,
             doc="The runner's control words (docs/design.md §8), one row, in shared memory.",
@@ -506,6 +518,15 @@ STRUCTS: dict[str, Struct] = {
                 "gp_requested",  # the highest grace period a caller waits for
                 "lock",  # lock row serialising grace-period start and completion
                 "slab_mutex",  # lock row: memcg_slab_mutex / slab_mutex (cache rows)
+                # the two sleeping mutexes (kernel/mutex.py): owner task + 1, 0 = free
+                "slab_mutex_owner",  # slab_mutex (cache_reap, cache creation, destroy)
+                "memcg_slab_mutex_owner",  # memcg_slab_mutex (offline, creation, unregister)
+                "memcg_mutex_waits",  # steps a task slept waiting for memcg_slab_mutex
+                "creates",  # memcg child caches created (memcg_create_kmem_cache)
+                "create_waited",  # ... whose work found memcg_slab_mutex held
+                "create_latency_total",  # ns from the creation work's queueing to the
+                "create_latency_max",  #  cache's publication (the machine clock)
+                "offline_syncs",  # synchronize_sched() calls of memcg offlines (patch 6)
             ),
             padded=True,
             doc="RCU-sched's global state, row 0 (the rcu_state of one flavour).",
@@ -791,6 +812,8 @@ CONFIG_FIELDS = (
     #                      partial lists: 0 it does not, 1 v2 patch 7's check in
     #                      put_cpu_partial, 2 the RFC's kmem_cache_has_cpu_partial(),
     #                      3 Linux 4.0's s->cpu_partial = 0 (policy.DEAD_CPU_PARTIAL)
+    "cache_reap",  # SLAB: 1 each CPU runs cache_reap from its timer (the kernel's default)
+    "step_ns",  # the machine clock: ns per machine step (deterministic), 0 = wall clock
 )
 # config[CONFIG_TRACK_FULL_SLABS] ... (struct_fields.py)
 CONFIG_NR = len(CONFIG_FIELDS)

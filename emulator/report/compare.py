@@ -52,6 +52,8 @@ def compare_rows(summaries: Iterable[dict]) -> list[dict[str, Any]]:
             "list_lock_cont_per_1000_ops": 1000.0 * cont / ops if ops else 0.0,
             "preemptions": int(memcg.get("preemptions", 0)),
             "grace_periods": int(memcg.get("rcu_grace_periods", 0)),
+            "orphan_caches": int(leaks.get("orphan_caches", 0)),
+            "creation_latency_us": float(memcg.get("creation_latency_mean_us", 0.0)),
         })
     return out
 
@@ -69,6 +71,8 @@ _LINES = (
     ("memcgs created", "memcgs", "{:d}"),
     ("preemptions", "preemptions", "{:d}"),
     ("RCU grace periods", "grace_periods", "{:d}"),
+    ("orphan caches", "orphan_caches", "{:d}"),
+    ("cache creation us (mean)", "creation_latency_us", "{:.1f}"),
     ("exit", "exit", "{}"),
 )
 

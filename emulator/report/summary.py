@@ -150,11 +150,36 @@ def _kasan(reports: list[Mapping[str, Any]], total: int) -> list[str]:
     return lines
 
 
+def _clock_and_memcg(s: Mapping[str, Any]) -> list[str]:
+    """The machine clock, SLAB's cache_reap, and the memcg offline/creation costs
+    (summaries written before these keys existed have none of them)."""
+    lines = []
+    c = s.get("clock")
+    if c:
+        how = f"{c['step_ns']} ns per step" if c.get("step_ns") else "wall time"
+        lines.append(f"clock      {c['jiffies']} jiffies (HZ {c['hz']}) = {c['seconds']:.3f} s "
+                     f"of machine time, {how}")
+    r = s.get("cache_reap")
+    if r and (r.get("timer") or r.get("runs")):
+        lines.append(f"cache_reap {r['runs']} passes ({'timer' if r.get('timer') else 'workload only'}"
+                     f"), {r['skipped_slab_mutex']} skipped (slab_mutex held), "
+                     f"{r['slabs_reaped']} slabs reaped ({r['slabs_reaped_child_caches']} of memcg caches)")
+    m = s.get("memcg") or {}
+    if int(m.get("created", 0)) > 0 and "offline_syncs" in m:
+        lines.append(f"memcg      {m['created']} created, {m['offline_syncs']} offline "
+                     f"synchronize_sched(), {m['rcu_grace_periods']} grace periods; "
+                     f"{m['caches_created']} child caches created, {m['creations_waited']} "
+                     f"waited for memcg_slab_mutex, latency mean {m['creation_latency_mean_us']:.1f} us "
+                     f"max {m['creation_latency_max_us']:.1f} us; "
+                     f"{m['root_cache_fallbacks']} allocations served by the root cache meanwhile")
+    return lines
+
+
 def format_summary(summary: Mapping[str, Any]) -> str:
     """The end-of-run tables for a (validated) summary, newline-terminated."""
     s = summary
     sections = [
-        _header(s),
+        _header(s) + _clock_and_memcg(s),
         _ops_per_cpu([int(v) for v in s["ops"]["per_cpu"]]),
         _caches(list(s["caches"])),
         _list_locks(list(s["locks"]), int(s["ops"]["total"])),

@@ -170,7 +170,8 @@ def snapshot(kernel, t: float) -> dict:
             "issued": [int(v) for v in mem.wl[:, S.WORKLOAD_ISSUED]],
             "locks": list_lock_per_node(mem), "caches": cache_counts(kernel),
             "free_pages": free_pages(mem), "kasan": kasan_count(mem),
-            "leaks": leak_summary(kernel)}
+            "leaks": leak_summary(kernel), "jiffies": int(mem.ctl[0, S.CTL_JIFFIES]),
+            "reaps": int(mem.cpu[:, S.CPU_REAPS].sum())}
 
 
 # -- the summary -------------------------------------------------------------------------
@@ -301,9 +302,19 @@ def leak_summary(kernel) -> dict:
     # an offline memcg is released as soon as nothing pins it: one still offline is
     # pinned, by a dead cache of its own or by a child memcg that a dead cache pins
     pinned = int((mem.memcg[:used, S.MEMCG_STATE] == S.MEMCG_OFFLINE).sum())
+    # caches created for a memcg that had gone offline meanwhile (3.16 does not refuse
+    # them): never marked dead, alive for good, pinning their memcg
+    orphans = 0
+    for s in range(mem.kmem_cache.shape[0]):
+        m = p[s, S.MEMCG_CACHE_PARAMS_MEMCG]
+        if mem.kmem_cache[s, S.KMEM_CACHE_STATE] == S.CACHE_ACTIVE and \
+                p[s, S.MEMCG_CACHE_PARAMS_ROOT_CACHE] >= 0 and p[s, S.MEMCG_CACHE_PARAMS_DEAD] == 0 \
+                and m >= 0 and mem.memcg[m, S.MEMCG_STATE] != S.MEMCG_ONLINE:
+            orphans += 1
     return {"dead_caches": dead, "dead_cache_slabs": slabs, "dead_cache_objects": objs,
             "dead_cache_pages": pages, "pinned_memcgs": pinned,
-            "dead_cache_frozen_slabs": frozen, "dead_cache_node_partial_slabs": partial}
+            "dead_cache_frozen_slabs": frozen, "dead_cache_node_partial_slabs": partial,
+            "orphan_caches": orphans}
 
 
 def _hierarchy_consistent(mem, used: int) -> bool:
@@ -326,6 +337,8 @@ def memcg_summary(kernel) -> dict:
     children = int(((mem.kmem_cache[:, S.KMEM_CACHE_STATE] == S.CACHE_ACTIVE)
                     & (mem.memcg_cache_params[:, S.MEMCG_CACHE_PARAMS_ROOT_CACHE] >= 0)).sum())
     tpc = kernel.cfg.tasks_per_cpu
+    creates = int(mem.rcu[0, S.RCU_CREATES])
+    lat_total = int(mem.rcu[0, S.RCU_CREATE_LATENCY_TOTAL])
     return {"created": used,
             "online": int((states == S.MEMCG_ONLINE).sum()),
             "offline": int((states == S.MEMCG_OFFLINE).sum()),
@@ -334,11 +347,50 @@ def memcg_summary(kernel) -> dict:
             "works_run": int(mem.cpu[:, S.CPU_WORKS].sum()),
             "preemptions": int(mem.task[::tpc, S.TASK_PREEMPTIONS].sum()),
             "rcu_grace_periods": int(mem.rcu[0, S.RCU_GP_COMPLETED]),
+            # patch 6 as posted: every offline's synchronize_sched(), under memcg_slab_mutex,
+            # and what the creation works paid for it (kernel/mutex.py, ops._create_step)
+            "offline_syncs": int(mem.rcu[0, S.RCU_OFFLINE_SYNCS]),
+            "caches_created": creates,
+            "creations_waited": int(mem.rcu[0, S.RCU_CREATE_WAITED]),
+            "creation_latency_mean_us": round(lat_total / creates / 1000, 3) if creates else 0.0,
+            "creation_latency_max_us": round(int(mem.rcu[0, S.RCU_CREATE_LATENCY_MAX]) / 1000, 3),
+            "memcg_mutex_sleeps": int(mem.rcu[0, S.RCU_MEMCG_MUTEX_WAITS]),
+            "root_cache_fallbacks": int(mem.cpu[:, S.CPU_ROOT_FALLBACKS].sum()),
             "groups": int((mem.memcg[:used, S.MEMCG_PARENT] < 0).sum()),
             # the kmem counter is hierarchical: a group's pages are its children's (its
             # own tasks never allocate), at the end as at any quiescent point
             "hierarchy_consistent": _hierarchy_consistent(mem, used),
             "exhausted": bool(int(mem.ctl[0, S.CTL_MEMCGS]) > mem.memcg.shape[0])}
+
+
+def clock_summary(kernel) -> dict:
+    """The machine clock (kernel/jiffies.py): jiffies at the end, HZ, the ns per step
+    of the deterministic clock (0: wall time), and the machine seconds that makes."""
+    from ..kernel.jiffies import HZ
+
+    mem = kernel.mem
+    j = int(mem.ctl[0, S.CTL_JIFFIES])
+    return {"jiffies": j, "hz": HZ, "step_ns": int(mem.config[S.CONFIG_STEP_NS]),
+            "steps": int(mem.ctl[0, S.CTL_CLOCK_STEPS]), "seconds": round(j / HZ, 3)}
+
+
+def reap_summary(kernel) -> dict:
+    """SLAB's cache_reap (mm/slab.c): whether the timers ran, the passes per CPU, the
+    passes skipped because slab_mutex was held, and the slabs drain_freelist freed."""
+    mem = kernel.mem
+    cpus = kernel.nr_cpus
+    reaped = mem.kmem_cache_cpu[:, S.CPU_SLAB_STAT + S.STAT_REAPED]
+    dead_reaped = 0
+    p = mem.memcg_cache_params
+    for s in range(mem.kmem_cache.shape[0]):
+        if p[s, S.MEMCG_CACHE_PARAMS_ROOT_CACHE] >= 0:
+            dead_reaped += int(reaped[s * cpus:(s + 1) * cpus].sum())
+    return {"timer": bool(mem.config[S.CONFIG_CACHE_REAP]),
+            "runs": int(mem.cpu[:, S.CPU_REAPS].sum()),
+            "per_cpu": [int(v) for v in mem.cpu[:, S.CPU_REAPS]],
+            "skipped_slab_mutex": int(mem.cpu[:, S.CPU_REAPS_SKIPPED].sum()),
+            "slabs_reaped": int(reaped.sum()),
+            "slabs_reaped_child_caches": dead_reaped}
 
 
 def live_objects(kernel, wc: np.ndarray) -> dict[int, int]:

@@ -36,11 +36,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..kernel.ops import (OP_CACHE_CREATE, OP_CACHE_DESTROY, OP_NONE, STEP_BLOCKED, STEP_DONE,
-                          STEP_NEXT, handle_ipis, op_start, op_step, task_preemptible)
+from ..kernel.jiffies import tick
+from ..kernel.ops import (OP_CACHE_CREATE, OP_CACHE_DESTROY, OP_NONE, OP_REAP, STEP_BLOCKED, STEP_DONE,
+                          STEP_NEXT, handle_ipis, op_start, op_step, reap_timer, task_preemptible)
 from ..kernel.rcu import rcu_qs
-from ..kernel.slab_common import NUMA_NO_NODE
-from ..kernel.workqueue import WORK_CACHE_CREATE, work_dequeue, work_pending
+from ..kernel.slab_common import NUMA_NO_NODE, TF_REAP_TIMER, TF_SLEEPING
+from ..kernel.workqueue import WORK_CACHE_CREATE, WORK_CACHE_REAP, work_dequeue, work_pending
 from ..machine import structs as S
 from ..machine.atomics import cpu_relax, fetch_add, load_acquire, load_relaxed, sched_yield, store_release
 from ..machine.inbox import inbox_pending
@@ -98,6 +99,10 @@ def _kworker_step(k, wmsg, cpu, kw):
             if kind == WORK_CACHE_CREATE:
                 op_start(k, kw, OP_CACHE_CREATE, wmsg[1], NUMA_NO_NODE, 0, 0)
                 k.task[kw, S.TASK_ITER2] = wmsg[2]
+                k.task[kw, S.TASK_AUX] = wmsg[3]  # the clock when it was queued
+            elif kind == WORK_CACHE_REAP:
+                op_start(k, kw, OP_REAP, -1, NUMA_NO_NODE, 0, 0)
+                k.task[kw, S.TASK_FLAGS] |= TF_REAP_TIMER
             else:
                 op_start(k, kw, OP_CACHE_DESTROY, wmsg[1], NUMA_NO_NODE, 0, 0)
                 k.task[kw, S.TASK_CACHE_GEN] = wmsg[3]  # the generation it was queued for
@@ -113,6 +118,11 @@ def _kworker_step(k, wmsg, cpu, kw):
             return True
     r = op_step(k, kw)
     k.wl[cpu, S.WORKLOAD_STEPS] += 1
+    if r == STEP_BLOCKED and (k.task[kw, S.TASK_FLAGS] & TF_SLEEPING) != 0:
+        # the kworker sleeps on a mutex (kernel/mutex.py): schedule() to the workload
+        # task, which may hold that mutex itself (preempted inside an offline); the
+        # kworker tries again at the workload task's next op boundary
+        k.cpu[cpu, S.CPU_CURRENT] = 0
     return r != STEP_BLOCKED
 
 
@@ -129,9 +139,15 @@ def _step(k, wp, wc, msg, wmsg, cpu, tpc, allow_new):
         return _kworker_step(k, wmsg, cpu, t + 1)
     if k.task[t, S.TASK_OP] == OP_NONE:
         rcu_qs(k, cpu)  # between two ops: the return to user mode
-        if work_pending(k, cpu):
+        if work_pending(k, cpu) or k.task[t + 1, S.TASK_OP] != OP_NONE:
             k.cpu[cpu, S.CPU_CURRENT] = 1
-            return _kworker_step(k, wmsg, cpu, t + 1)
+            if (k.task[t + 1, S.TASK_FLAGS] & TF_SLEEPING) == 0:
+                return _kworker_step(k, wmsg, cpu, t + 1)
+            # the kworker sleeps on a mutex: woken, it tries again; if it sleeps on,
+            # the workload task goes on with its next op
+            _kworker_step(k, wmsg, cpu, t + 1)
+            if k.cpu[cpu, S.CPU_CURRENT] != 0:
+                return True
         r = wl_issue(k, wp, wc, msg, cpu, t, allow_new)
         if r != ISSUE_STARTED:
             return r == ISSUE_HANDED_OVER
@@ -266,6 +282,21 @@ def _control(k, cpus, tpc, ws):
     return -1
 
 
+@njit(cache=True)
+def _timer_tick(k, cpus):
+    """The timer interrupt, at this worker's control point: jiffies follow the machine
+    clock (kernel/jiffies.py: CTL_EVERY machine steps in deterministic mode, wall time
+    otherwise), then each hosted CPU still running its workload fires its expired
+    SLAB reap timer (deferrable: an idle CPU is not woken for it)."""
+    now = tick(k, CTL_EVERY)
+    if k.config[S.CONFIG_CACHE_REAP] == 0:
+        return
+    for i in range(cpus.shape[0]):
+        c = cpus[i]
+        if k.wl[c, S.WORKLOAD_STATE] != WL_DONE:
+            reap_timer(k, c, now)
+
+
 def worker_buffers(k):
     """The two message buffers `worker_loop` fills while it steps (one inbox slot's
     words each), allocated once per worker by its Python side: the loop itself allocates
@@ -304,6 +335,7 @@ def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps, msg, wmsg):
             if _step(k, wp, wc, msg, wmsg, cpus[i], tpc, allow_new):
                 busy = True
         steps += CTL_EVERY
+        _timer_tick(k, cpus)
         r = _control(k, cpus, tpc, ws)
         if r >= 0:
             return r

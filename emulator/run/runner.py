@@ -387,6 +387,11 @@ class Run:
         k.config[S.CONFIG_PREEMPT_PPM] = round(f.preempt * 1_000_000)
         k.config[S.CONFIG_RACE_DELAY_SPINS] = f.race_delay
         k.config[S.CONFIG_FAIL_SHRINK_ALLOC] = 1 if f.shrink_alloc_fail else 0
+        # SLAB's per-CPU reap timers (mm/slab.c start_cpu_timer), on unless the scenario
+        # turns them off; the machine clock they run on (kernel/jiffies.py): steps in
+        # deterministic mode, wall time in parallel mode
+        k.config[S.CONFIG_CACHE_REAP] = 1 if (sc.allocator == "slab" and sc.workload.cache_reap) else 0
+        k.config[S.CONFIG_STEP_NS] = sc.workload.step_ns if sc.mode == "deterministic" else 0
         if sc.faults.page_alloc_fail > 0:
             ppm = max(1, round(sc.faults.page_alloc_fail * 1_000_000))
             nodes = sc.faults.nodes or tuple(K.node_ids)
@@ -397,6 +402,7 @@ class Run:
         wp, wc = workload_params(sc, rows, sc.ops_per_cpu)
         k.ctl[0, :] = 0
         k.ctl[0, S.CTL_STOP_ON_ERROR] = 1 if self.opt.stop_on_error else 0
+        k.ctl[0, S.CTL_CLOCK_BASE_NS] = time.monotonic_ns()  # jiffies 0 (wall clock)
         return wp, wc
 
     # -- logging -----------------------------------------------------------------------------
@@ -576,6 +582,8 @@ class Run:
             self._await_start(k, nworkers)
             if self.exit != "ok":
                 return
+            # jiffies 0 (kernel/jiffies.py): the start; written before the release below
+            k.ctl[0, S.CTL_CLOCK_BASE_NS] = time.monotonic_ns()
             # the last arrival: every worker goes.  A seq_cst add (a release of the parent's
             # setup) paired with wait_start's load_acquire of ctl.start.
             atomic_add(k.ctl, 0, S.CTL_START, 1)
@@ -827,6 +835,8 @@ class Run:
             "kasan_total": C.kasan_count(k),
             "leaks": C.leak_summary(K),
             "memcg": C.memcg_summary(K),
+            "clock": C.clock_summary(K),
+            "cache_reap": C.reap_summary(K),
             "failure": self.failure,
             "invariants": {"checked": self.checked, "violations": self.violations[:50],
                            "count": len(self.violations)},

@@ -10,6 +10,8 @@ can make progress), lets it take its pending IPIs, then runs one phase of its cu
 (or starts its next one).  The picked CPU of every step is written to the schedule, and
 `replay` steps exactly that schedule again: one seed, or one schedule, gives one run,
 byte for byte.  The same step functions (emulator/kernel/ops.py) run in parallel mode.
+With config step_ns > 0 every step also advances the machine clock (jiffies) by that
+many ns (kernel/jiffies.py); otherwise jiffies stand still.
 
 Scripts (for tests and small experiments) are int64 rows [cpu, op, arg, node, slot, raw]:
   OP_ALLOC       arg = cache row, the object goes to `slot`
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from ..kernel.jiffies import tick
 from ..kernel.ops import (
     OP_ALLOC,
     OP_CACHE_FREE,
@@ -187,6 +190,8 @@ def sched_run(k, script, queue, qlen, qpos, cur, slots, results, done_at, rng, s
                 schedule[step] = cpu
         _step_cpu(k, script, queue, qpos, cur, slots, results, done_at, cpu, tpc, step)
         k.cpu[cpu, S.CPU_STEPS] += 1
+        if k.config[S.CONFIG_STEP_NS] > 0:  # a machine clock, when the test sets one
+            tick(k, 1)
         steps[0] = step + 1
     return RUN_OK
 

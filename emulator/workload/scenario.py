@@ -107,7 +107,11 @@ class Workload:
     burst: int = 1             # decisions in a row of the same kind (1..100000)
     free_at_end: bool = True   # each CPU frees its remaining live objects at the end
     shrink_every: int = 0      # every N ops per CPU: kmem_cache_shrink of a random cache; 0 never
-    reap_every: int = 0        # every N ops per CPU: SLAB's cache_reap there (SLUB: ignored); 0 never
+    reap_every: int = 0        # every N ops per CPU: an extra cache_reap there (SLUB: ignored); 0 never
+    cache_reap: bool = True    # SLAB: every CPU runs cache_reap from its timer, every 2*HZ
+    #                            (mm/slab.c, the kernel's behaviour); false turns it off
+    step_ns: int = 1000        # the deterministic clock: ns of machine time per machine step
+    #                            (kernel/jiffies.py); parallel mode uses wall time
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -463,6 +467,8 @@ def _workload(data: dict[str, Any], src: str) -> Workload:
         free_at_end=_bool(t.get("free_at_end", d.free_at_end), src, "workload.free_at_end"),
         shrink_every=_int(t.get("shrink_every", d.shrink_every), src, "workload.shrink_every", 0),
         reap_every=_int(t.get("reap_every", d.reap_every), src, "workload.reap_every", 0),
+        cache_reap=_bool(t.get("cache_reap", d.cache_reap), src, "workload.cache_reap"),
+        step_ns=_int(t.get("step_ns", d.step_ns), src, "workload.step_ns", 1, 1_000_000_000),
     )
     if w.remote_cpu + w.remote_node > 1.0 + 1e-12:
         raise ConfigError(src, "workload.remote_node", "remote_cpu + remote_node <= 1",

@@ -64,6 +64,11 @@ def _boot(topology, allocator):
 # (Retaken when the config vector gained preempt_model and slub_stats, the kernel build's
 # words: only the config table's digest changed; and again when it gained the SLUB
 # policy words discard_rule and dead_cpu_partial, for the same reason.)
+# Retaken when SLAB's cache_reap became timer-driven and the mutexes sleeping ones:
+# the cpu rows gained the reap timer and slab_reap_node, SLAB's kmem_cache_node rows
+# their next_reap, the rcu row the mutex owners and the creation counters, the config
+# vector cache_reap and step_ns, and every task row memcg -1 (boot puts every task in
+# the root memcg).
 EXPECTED = {
     ("davydov-2s6c", "slab", "boot"): "df0c724f1575ecc8",
     ("davydov-2s6c", "slab", "child"): "9efe493382a35e7d",

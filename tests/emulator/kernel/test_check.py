@@ -80,10 +80,12 @@ def _slabs(mem, s) -> list[int]:
                                            & (mem.page[:, S.PAGE_SLAB_CACHE] == s))]
 
 
-def _build(allocator: str, rows_of, **kw) -> State:
+def _build(allocator: str, rows_of, prepare=None, **kw) -> State:
     K = make_kernel(allocator, **kw)
     try:
         s = K.cache(CACHE)
+        if prepare is not None:
+            prepare(K, s)
         rows, nslots = rows_of(s)
         _, oracle = run_checked(K, np.array(rows), nslots, 0, check_every=1 << 30)
         st = State(K, s, dict(oracle.live), {})
@@ -475,6 +477,13 @@ def _slab_rows(s):
     return rows, n
 
 
+def _slab_reap_due(K, s):
+    """A machine clock for the scripted run at 4 s per step (1000 jiffies, REAPTIMEOUT_NODE),
+    so that every cache_reap above also runs its per-node part (the shared array,
+    drain_freelist), as timer passes far enough apart would."""
+    K.mem.config[S.CONFIG_STEP_NS] = 4_000_000_000
+
+
 @dataclass
 class SlabFacts:
     st: State
@@ -545,7 +554,7 @@ def _slab_facts(st: State) -> SlabFacts:
 
 @pytest.fixture(scope="module")
 def slab_state():
-    st = _build("slab", _slab_rows)
+    st = _build("slab", _slab_rows, prepare=_slab_reap_due)
     yield st
     st.K.close()
 

@@ -48,6 +48,9 @@ def _boot(allocator, kasan, dead_discard):
     k = K.mem
     k.task[:, S.TASK_MEMCG] = -1
     k.config[S.CONFIG_DEAD_DISCARD_EMPTY] = int(dead_discard)
+    # the deterministic clock (it never ticks here): the creation work's message carries
+    # the clock, which must be the same word on both twins
+    k.config[S.CONFIG_STEP_NS] = 1
     return K
 
 

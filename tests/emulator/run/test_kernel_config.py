@@ -61,6 +61,10 @@ def build(**kw):
 def test_preemption_flavour_only_with_config_preempt(tmp_path):
     full = run("uaf-race", tmp_path, faults={"race_delay": 0})
     hits = uafs(full, preempted=True)
+    # (the exact counts of this file were retaken when memcg offline began to hold
+    # memcg_slab_mutex for its whole op, with creations and destroys sleeping on it, and
+    # patch 6's synchronize_sched() became unconditional, as posted: the same seeds
+    # interleave differently, the kinds of report and which builds have them do not)
     assert full["kasan_total"] == 726 and len(hits) == 256  # 256 kept
     assert {r["phase"] for r in hits} == {STAT_PHASE}
     assert full["memcg"]["preemptions"] == 790
@@ -141,7 +145,12 @@ def test_slab_has_no_path(tmp_path):
     # waits for every CPU (on_each_cpu(do_drain, wait=1)): no build opens a window
     for k in (DEFAULT, build(preempt="none")):
         s = run("uaf-race", tmp_path, kernel=k, allocator="slab")
-        assert s["kasan_total"] == 0 and s["memcg"]["released"] == s["memcg"]["created"]
+        assert s["kasan_total"] == 0 and s["leaks"]["dead_caches"] == 0
+        # every memcg still pinned is an orphan cache's (a creation that ran after its
+        # memcg's offline, docs/series.md §2) or the group above one
+        m, leaks = s["memcg"], s["leaks"]
+        assert m["released"] + leaks["pinned_memcgs"] == m["created"]
+        assert leaks["pinned_memcgs"] <= leaks["orphan_caches"] + m["groups"]
 
 
 @pytest.mark.parametrize("allocator", ["slub", "slab"])
