@@ -169,7 +169,7 @@ def test_reparent_cost_split_deterministic(tmp_path):
             / s["ops"]["total"]
     a = [acq(run("memcg-churn", tmp_path, policy=p, ops=12000))
          for p in ("v2-full", "no-cpu-partial", "reparent")]
-    assert [round(x, 2) for x in a] == [59.37, 219.81, 353.30]
+    assert [round(x, 2) for x in a] == [59.02, 219.77, 353.01]
 
 
 def test_memcg_churn_is_deterministic(tmp_path):
@@ -200,8 +200,8 @@ def test_v2_no_5_6_merged_rule_preemption_race(tmp_path, mode):
 def test_v2_no_5_6_merged_rule_parallel_race_deterministic(tmp_path):
     # no preemption at all: the offline path on another CPU drops the last reference and
     # destroys the cache while this CPU is still inside kmem_cache_free (its window
-    # widened by faults.race_delay).  Seed 6 interleaves that way (exact).
-    s = run("uaf-race", tmp_path, policy="v2-no-5-6@4.0", ops=4000, seed=6, faults={"preempt": 0.0})
+    # widened by faults.race_delay).  Seed 1 interleaves that way (exact).
+    s = run("uaf-race", tmp_path, policy="v2-no-5-6@4.0", ops=4000, seed=1, faults={"preempt": 0.0})
     hits = uafs(s, preempted=False)
     assert len(hits) == s["kasan_total"] > 0
     assert all(r["freed_by"]["cpu"] != r["cpu"] for r in hits)
@@ -232,7 +232,9 @@ def test_merged_rule_without_patch_5_only_the_preemption_race(tmp_path, mode, po
     assert uafs(s, preempted=True)
     assert not uafs(s, preempted=False)
     assert {r["phase"] for r in uafs(s)} == {"__slab_free:stat(CPU_PARTIAL_FREE)"}
-    assert s["leaks"] == NO_LEAK
+    # every dead cache goes; patch 6's mutex leaves orphan caches (memcgs of 10 ops)
+    assert {k: s["leaks"][k] for k in DEAD_CACHE_KEYS} == dict.fromkeys(DEAD_CACHE_KEYS, 0)
+    _only_orphans_pin(s)
     # and without preemption, nothing: the grace period waits for kfree in flight
     s = run("uaf-race", tmp_path, policy=policy, mode=mode, ops=4000,
             faults={"preempt": 0.0}, tag="-nopreempt")
@@ -317,7 +319,7 @@ def test_frozen_leak_race_deterministic(tmp_path):
         assert lk["dead_cache_node_partial_slabs"] == 0
         assert s["kasan_total"] == 0
         if policy == "v2-rfc-cpu-partial":
-            assert (lk["dead_caches"], lk["dead_cache_frozen_slabs"]) == (165, 167)
+            assert (lk["dead_caches"], lk["dead_cache_frozen_slabs"]) == (73, 75)
     # patch 7's check in put_cpu_partial: no slab stays frozen; under the posted rule
     # some are parked on n->partial (emptied while frozen, unfrozen on a node with no
     # partial slab), under 4.0's rule none
@@ -326,7 +328,11 @@ def test_frozen_leak_race_deterministic(tmp_path):
     assert s["leaks"]["dead_cache_node_partial_slabs"] == s["leaks"]["dead_caches"] > 0
     for policy in ("v2-no-5-6@4.0", "v2-full@4.0", "linux-4.0"):
         s = run("frozen-leak", tmp_path, policy=policy, ops=4000, seed=3)
-        assert s["leaks"] == NO_LEAK, policy
+        # no dead cache is left; what still pins memcgs is 3.16's orphan caches (creation
+        # work that ran after its memcg went offline), not the race
+        leaks = s["leaks"]
+        assert {k: leaks[k] for k in DEAD_CACHE_KEYS} == dict.fromkeys(DEAD_CACHE_KEYS, 0), policy
+        _only_orphans_pin(s)
 
 
 def test_frozen_leak_race_parallel(tmp_path):
