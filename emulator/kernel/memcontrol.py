@@ -138,7 +138,10 @@ def queue_destroy(k, s, cpu):
     if k.config[S.CONFIG_SYNC_BEFORE_DESTROY] == 0:
         destroy_by_work(k, s, gen, cpu)
     elif claim_destroy(k, s, DESTROY_QUEUED) and not call_rcu_sched(k, cpu, RCU_CB_DESTROY, s, gen):
-        schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)  # no room for the callback
+        # no room for the callback: unreachable with the default list size (one slot per
+        # cache row, MachineConfig.rcu_cb_cap); a smaller list set by hand loses the grace
+        # period here, which the kernel's call_rcu never does
+        schedule_work(k, cpu, WORK_CACHE_DESTROY, s, 0, gen)
 
 
 @njit(cache=True)

@@ -79,7 +79,12 @@ class MachineConfig:
     ac_max_limit: int = 120  # SLAB: the largest array_cache limit (enable_cpucache)
     live_cap: int = 0  # workload: objects one CPU may hold (wl_live row width)
     max_memcgs: int = 1  # memcg rows (ids are not reused)
-    rcu_cb_cap: int = 256  # call_rcu_sched callbacks one CPU may have queued
+    # call_rcu_sched callbacks one CPU may have queued; 0: max_caches.  The kernel's
+    # call_rcu never runs out of room, and the model's only callback is a cache's destroy
+    # (patch 6), queued once per cache row until it runs (claim_destroy), so max_caches
+    # slots per CPU can never fill: a full list would destroy a cache without its grace
+    # period (memcontrol.queue_destroy's fallback, unreachable at that size).
+    rcu_cb_cap: int = 0
 
 
 # Inbox rings per CPU: ring cpu * NR_RINGS + RING_IPI carries IPIs (handled in irq
@@ -191,7 +196,7 @@ def build_layout(topology, cfg: MachineConfig = MachineConfig()) -> Layout:
     b.add("memcg_cache_params", np.int64, (cfg.max_caches, STRUCTS["memcg_cache_params"].width(cl)))
     b.add("memcg_caches", np.int64, (cfg.max_memcgs, cfg.max_caches))
     b.add("rcu", np.int64, (1, STRUCTS["rcu"].width(cl)))
-    b.add("rcu_cb", np.int64, (nr_cpus, cfg.rcu_cb_cap, 4))
+    b.add("rcu_cb", np.int64, (nr_cpus, cfg.rcu_cb_cap or cfg.max_caches, 4))
     b.meta.update(node_ranges=ranges, nr_locks=nr_locks, first_free_lock=nr_nodes)
     return b.build()
 
