@@ -21,4 +21,7 @@ NOT_JITTED = frozenset({
     "report/compare.py", "__init__.py",
     "run/runner.py", "run/collect.py", "run/warmup.py", "workload/__init__.py",
     "workload/scenario.py", "kernel/policy.py", "kernel/check.py", "kernel/boot.py",
+    "campaign/__init__.py", "campaign/strategies.py", "campaign/signature.py",
+    "campaign/explore.py", "campaign/spec.py", "campaign/engine.py", "campaign/campaign.py",
+    "campaign/repro.py", "campaign/minimise.py", "campaign/trace.py", "campaign/report.py",
 })
