@@ -104,8 +104,8 @@ class Machine:
     def run(self, strategy: Strategy, max_steps: int = 1 << 40, step_hook=None) -> Outcome:
         """Restore, then step under `strategy` until the run ends, the first KASAN report
         (strategy.stop_at_report), the schedule ends (replay) or `max_steps`.
-        `step_hook(pos, k)`, when given, is called before every step (one step per call:
-        slow, for --trace)."""
+        `step_hook(pos, k, before)`, when given, is called before and after every step
+        (one step per call: slow, for --trace)."""
         from ..run import collect as C
 
         t0 = time.monotonic()
@@ -122,8 +122,10 @@ class Machine:
         while taken < max_steps:
             n = min(sched.shape[0], max_steps - taken)
             if step_hook is not None:
-                step_hook(taken, k)
+                step_hook(taken, k, True)
             r = w.loop(k, self.wp, self.wc, self.cpus, ws, sched, n, *self.buffers)
+            if step_hook is not None and ws[WS_SCHED_POS]:
+                step_hook(taken, k, False)
             chunks.append(sched[:ws[WS_SCHED_POS]].copy())
             taken += int(ws[WS_SCHED_POS])
             ws[WS_SCHED_POS] = 0
