@@ -95,7 +95,8 @@ def cmd_stress(args: argparse.Namespace) -> int:
         out = prepare_out(args.out, f"stress-{Path(args.scenarios[0]).stem}")
         camp = Campaign(out, params, argv=sys.argv[1:], quiet=args.no_progress or args.json)
     engine = _engine(args)
-    warm_up(allocators=tuple(camp.params.allocators), quiet=args.no_progress or args.json)
+    warm_up(allocators=tuple(camp.params.allocators), quiet=args.no_progress or args.json,
+            campaign=True)
     status = camp.execute(engine, budget=args.budget)
     if status == 0:
         camp.reproduce_and_minimise()
@@ -197,7 +198,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     repro = load_repro(args.repro)
     repro["_path"] = args.repro
-    warm_up(allocators=(repro["spec"].get("allocator", "slub"),), quiet=True)
+    warm_up(allocators=(repro["spec"].get("allocator", "slub"),), quiet=True, campaign=True)
     summary, kasan, lines = replay(repro, trace=args.trace)
     if lines:
         print("\n".join(lines))

@@ -125,3 +125,21 @@ class WorkerSched:
         from .sched import ST_NR_POINTS
 
         return self.points[:int(self.st[ST_NR_POINTS])].copy()
+
+
+def warm_explore(k, wp, wc) -> None:
+    """Compile (or load) explore_loop on run/warmup.py's tiny machine, every strategy."""
+    from ..run.loop import WS_NR, worker_buffers
+
+    from ..machine import structs as S
+
+    k.ctl[0, :] = 0
+    k.ctl[0, S.CTL_NR_WORKERS] = 1
+    cpus = np.arange(k.cpu.shape[0], dtype=np.int64)
+    for st in (Strategy("random", stop_at_report=False), Strategy("pct", steps=64),
+               Strategy("bounded", preemptions=((3, 1),)),
+               Strategy("replay", replay=np.zeros(8, np.int64))):
+        w = st.worker(1, 0, len(cpus))
+        ws = np.zeros(WS_NR, np.int64)
+        ws[0] = 12345
+        w.loop(k, wp, wc, cpus, ws, np.zeros(64, np.int64), 256, *worker_buffers(k))
