@@ -79,7 +79,7 @@ class DaskEngine:
     name = "dask"
 
     def __init__(self, address: str | None = None, n_workers: int | None = None,
-                 processes: bool = True, connect_timeout: float = 10.0):
+                 processes: bool = True, connect_timeout: float = 5.0):
         import dask
 
         try:
