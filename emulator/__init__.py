@@ -24,4 +24,5 @@ NOT_JITTED = frozenset({
     "campaign/__init__.py", "campaign/strategies.py", "campaign/signature.py",
     "campaign/explore.py", "campaign/spec.py", "campaign/engine.py", "campaign/campaign.py",
     "campaign/repro.py", "campaign/minimise.py", "campaign/trace.py", "campaign/report.py",
+    "campaign/commands.py",
 })

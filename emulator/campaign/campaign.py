@@ -50,6 +50,8 @@ class Params:
     depth: int = 3
     bound: int = 2
     max_schedules: int = 20000
+    bounded_ops: int | None = 30  # bounded runs: op budget per CPU (None: --ops)
+    bounded_topology: str | None = None  # bounded runs: machine (None: the run's)
     repro_seeds: int = 20
     minimise: bool = True
     minimise_budget: float = 60.0
@@ -73,12 +75,20 @@ class Params:
             for strat in strats:
                 combos.append((sc, pol, alloc, topo, tuple(sorted(fs.items())), mode, strat))
         out = []
+        seen = set()
         for seed in range(1, self.seeds + 1):
             for sc, pol, alloc, topo, faults, mode, strat in combos:
-                out.append(RunSpec(scenario=sc, policy=pol, allocator=alloc, topology=topo,
-                                   mode=mode, strategy=strat, seed=seed, ops=self.ops,
-                                   faults=faults, kernel=self.kernel, depth=self.depth,
-                                   bound=self.bound, max_schedules=self.max_schedules))
+                ops = self.ops
+                if strat == "bounded":  # a systematic search: small scenarios only
+                    ops = self.bounded_ops or ops
+                    topo = self.bounded_topology or topo
+                spec = RunSpec(scenario=sc, policy=pol, allocator=alloc, topology=topo,
+                               mode=mode, strategy=strat, seed=seed, ops=ops,
+                               faults=faults, kernel=self.kernel, depth=self.depth,
+                               bound=self.bound, max_schedules=self.max_schedules)
+                if spec.id not in seen:  # bounded runs may fold topologies into one
+                    seen.add(spec.id)
+                    out.append(spec)
         return out
 
 

@@ -90,6 +90,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
             strategies=strategies, seeds=args.seeds, ops=args.ops,
             fault_sets=_fault_sets(args.faults), kernel=args.config, depth=args.depth,
             bound=args.bound, max_schedules=args.max_schedules, repro_seeds=args.repro_seeds,
+            bounded_ops=args.bounded_ops, bounded_topology=args.bounded_topology,
             minimise=not args.no_minimise, minimise_budget=args.minimise_budget)
         validate(params)
         out = prepare_out(args.out, f"stress-{Path(args.scenarios[0]).stem}")
@@ -172,6 +173,10 @@ def add_stress(sub) -> None:
                    help="bounded: preemptions (2)")
     p.add_argument("--max-schedules", type=_int_at_least(1), default=20000, metavar="N",
                    help="bounded: stop a search after N schedules (20000)")
+    p.add_argument("--bounded-ops", type=_int_at_least(1), default=30, metavar="N_PER_CPU",
+                   help="bounded: op budget per CPU of its runs (30; the search is exhaustive)")
+    p.add_argument("--bounded-topology", metavar="T",
+                   help="bounded: the machine of its runs (default: the run's), e.g. twonode-2n2c")
     p.add_argument("--budget", type=float, metavar="SECONDS",
                    help="stop starting runs after this long (default: run them all)")
     p.add_argument("--repro-seeds", type=_int_at_least(1), default=20, metavar="N",

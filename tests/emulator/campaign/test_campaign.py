@@ -15,7 +15,7 @@ from emulator.cli import main
 
 ARGS = ["uaf-race", "--policies", "v2-no-5-6,v2-full", "--topologies", "twonode-2n2c",
         "--modes", "deterministic", "--strategy", "bounded,random", "--seeds", "1",
-        "--ops", "30", "--faults", "preempt=0,race_delay=0", "--bound", "1",
+        "--ops", "30", "--faults", "preempt=0,race_delay=0", "--bound", "1", "--bounded-ops", "30",
         "--minimise-budget", "5", "--no-progress"]
 
 
@@ -23,7 +23,8 @@ def _params(**kw):
     base = dict(scenarios=["uaf-race"], policies=["v2-no-5-6", "v2-full"],
                 topologies=["twonode-2n2c"], modes=["deterministic"],
                 strategies=["bounded", "random"], seeds=1, ops=30,
-                fault_sets=[{"preempt": 0, "race_delay": 0}], bound=1, minimise_budget=5.0)
+                fault_sets=[{"preempt": 0, "race_delay": 0}], bound=1, minimise_budget=5.0,
+                bounded_ops=30)
     base.update(kw)
     return Params(**base)
 
