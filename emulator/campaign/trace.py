@@ -16,7 +16,7 @@ from ..machine import structs as S
 from .explore import Machine
 from .strategies import Strategy
 
-WIDTH = 44
+WIDTH = 50
 
 
 def _task_state(k, c, tpc):
