@@ -71,6 +71,8 @@ def strategy_rows(runs: list[dict]) -> list[dict]:
 def _fmt_s(v) -> str:
     if v is None:
         return "-"
+    if v < 0.01:
+        return f"{v * 1000:.2f} ms"
     return f"{v * 1000:.0f} ms" if v < 10 else f"{v:.1f} s"
 
 
