@@ -144,6 +144,13 @@ def execute_run(spec_d: dict, host_cpus: list[int] | None = None) -> dict:
     from .strategies import Strategy, pct_bound
 
     spec = RunSpec.from_dict(spec_d)
+    if spec.mode != "deterministic":
+        import multiprocessing as mp
+
+        # the runner forks its workers (and multiprocessing-logging needs fork): a Dask
+        # worker process may have been started with spawn, which it then passes on
+        if mp.get_start_method(allow_none=True) != "fork":
+            mp.set_start_method("fork", force=True)
     t0 = time.monotonic()
     sc = build_scenario(spec)
     topology = load_topology(sc.topology)
