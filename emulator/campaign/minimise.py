@@ -49,6 +49,32 @@ def _reproduces(m: Machine, schedule, key: str):
     return None
 
 
+def idle_steps(m: Machine, schedule) -> np.ndarray:
+    """A mask of the steps at which the chosen CPU made no progress (nothing it or its
+    kworker ran, no IPI taken, no task switch): candidates to drop all at once."""
+    from ..machine import structs as S
+
+    schedule = np.asarray(schedule, np.int64)
+    idle = np.zeros(len(schedule), bool)
+    state = {}
+
+    def mark(k, c):
+        return (int(k.wl[c, S.WORKLOAD_STEPS]), int(k.cpu[c, S.CPU_IPIS_HANDLED]),
+                int(k.cpu[c, S.CPU_CURRENT]), int(k.wl[c, S.WORKLOAD_ISSUED]))
+
+    def hook(pos, k, before):
+        if pos >= len(schedule):
+            return
+        c = int(m.cpus[schedule[pos]])
+        if before:
+            state["b"] = mark(k, c)
+        else:
+            idle[pos] = mark(k, c) == state["b"]
+
+    m.run(Strategy("replay", replay=schedule), step_hook=hook)
+    return idle
+
+
 def ddmin(schedule: np.ndarray, test, deadline: float) -> np.ndarray:
     """Zeller's ddmin over the steps (complements first; each passing test may return a
     shorter schedule, taken at once)."""
@@ -154,6 +180,13 @@ def minimise(spec: RunSpec, schedule, key: str, budget: float = 60.0):
     log.append(f"ops per cpu: {before} -> {spec.ops or before}")
     n0 = len(schedule)
     with Machine(build_scenario(spec)) as m:
+        idle = idle_steps(m, schedule)
+        if idle.any():  # the steps that did nothing, all at once (kept only if it still reproduces)
+            got = _reproduces(m, schedule[~idle], key)
+            if got is not None:
+                log.append(f"steps: {n0} -> {len(got)} (steps that made no progress dropped)")
+                schedule = got
+                n0 = len(schedule)
         schedule = ddmin(schedule, lambda s: _reproduces(m, s, key),
                          time.monotonic() + max(1.0, (deadline - time.monotonic()) * 0.8))
     log.append(f"steps: {n0} -> {len(schedule)} (ddmin)")
