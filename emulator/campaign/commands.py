@@ -12,6 +12,8 @@ from pathlib import Path
 
 from topo import ConfigError
 
+from ..cli import _int_at_least, _positive_float  # the run options' argument types
+
 
 def _list(opt: str, text: str | None, default: list) -> list:
     if text is None:
@@ -119,28 +121,6 @@ def _engine(args):
     if args.engine == "dask":
         return DaskEngine(None)
     return LocalEngine()
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return v
-
-
-def _int_at_least(lo: int):
-    def conv(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}")
-        return v
-    return conv
 
 
 def add_stress(sub) -> None:
