@@ -10,9 +10,10 @@ same schedule (tests/emulator/campaign/test_replay.py).
 
 `bounded_search` is the CHESS-style systematic search (Musuvathi and Qadeer, PLDI 2007:
 iterative preemption bounding): every schedule with at most B preemptions, where a
-preemption switches CPUs at a phase boundary inside an op and a switch between ops (or
-away from a CPU that cannot run) is free and goes to the next CPU in index order
-(campaign/sched.py, STRAT_BOUNDED).  Simplification: free switches are not branched on
+preemption either switches CPUs at a phase boundary inside an op, or preempts the task
+there in favour of its CPU's kworker (where the kernel could: a preemption point with
+something waiting), and a switch between ops (or away from a CPU that cannot run) is free
+and goes to the next CPU in index order (campaign/sched.py, STRAT_BOUNDED).  Simplification: free switches are not branched on
 (CHESS would try every CPU there too), so the search covers the preemption choices of one
 round-robin order; it terminates because each schedule's preemption points come after the
 last preemption taken, and it says how many schedules it ran.
@@ -182,13 +183,13 @@ def bounded_search(machine: Machine, bound: int, max_schedules: int = 100000,
         for pre in frontier:
             points = outcomes.pop(pre)
             last = pre[-1][0] if pre else -1
-            for step, cur in points:
+            for step, cur, kernel in points:
                 step = int(step)
                 if step <= last:
                     continue
                 for target in range(n):
-                    if target == int(cur):
-                        continue
+                    if target == int(cur) and not kernel:
+                        continue  # (cur, cur) is a kernel preemption: only where one can happen
                     if explored >= max_schedules or (deadline and time.monotonic() > deadline):
                         return BoundedResult(bound, explored, None, (), time.monotonic() - t0,
                                              False, per_level + [count])

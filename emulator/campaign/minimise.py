@@ -65,7 +65,7 @@ def idle_steps(m: Machine, schedule) -> np.ndarray:
     def hook(pos, k, before):
         if pos >= len(schedule):
             return
-        c = int(m.cpus[schedule[pos]])
+        c = int(m.cpus[schedule[pos] % m.nr_cpus])
         if before:
             state["b"] = mark(k, c)
         else:

@@ -16,16 +16,22 @@ mode, and deterministic mode where one worker hosts every CPU), as run/loop.py's
                  makes no progress (blocked, idle); then the next CPU in index order takes
                  over (a free switch).  `cps`/`cpt` list the preemptions: before step
                  cps[j] the CPU with index cpt[j] takes over although the current one is
-                 inside an op (at a phase boundary).  Every step at which a preemption is
-                 possible is written to `points` as (step, current index), so that the
-                 search (campaign/explore.py) knows the next schedules to try;
+                 inside an op (at a phase boundary); cpt[j] equal to the current index is
+                 a kernel preemption instead: the task is preempted by its CPU's kworker,
+                 where run/loop.py's _maybe_preempt could have drawn one (a preemption
+                 point with work or RCU callbacks waiting).  Every step at which a
+                 preemption is possible is written to `points` as (step, current index,
+                 kernel preemption possible), so that the search (campaign/explore.py)
+                 knows the next schedules to try;
   STRAT_REPLAY   follow `replay` (a recorded schedule) step by step; when it ends the
                  loop returns RET_SCHEDULE_END.
 
 A step is one call of run/loop.py's `_step` for the chosen CPU (its IPIs, then one phase
 of the task it runs, or the next op); a step that makes no progress is a step too, so a
 recorded schedule replays exactly, step for step, whatever the strategy.  Every step's
-index into `cpus` is written to `schedule` (as worker_loop does) while it has room.
+index into `cpus` is written to `schedule` (as worker_loop does) while it has room; a
+step before which the bounded search preempted the CPU's task in favour of its kworker
+is written as index + n (n hosted CPUs), and replay performs that preemption again.
 
 State: `st` (ST_* words) and the strategy's arrays, owned by the Python wrapper
 (campaign/strategies.py).  Control words are looked at every CTL_EVERY steps through
@@ -42,7 +48,8 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..kernel.ops import OP_NONE
+from ..kernel.ops import OP_NONE, task_preemptible
+from ..kernel.rcu import rcu_qs
 from ..kernel.workqueue import work_pending
 from ..machine import structs as S
 from ..machine.atomics import load_relaxed, sched_yield, store_release
@@ -68,6 +75,30 @@ def _between_ops(k, c, tpc):
     """CPU c's workload task is between two ops and nothing is queued for its kworker."""
     return (k.cpu[c, S.CPU_CURRENT] == 0 and k.task[c * tpc, S.TASK_OP] == OP_NONE
             and not work_pending(k, c))
+
+
+@njit(cache=True)
+def _can_preempt(k, c, tpc):
+    """CPU c's workload task could be preempted before its next phase: it is inside an op
+    at a preemption point (policy and kernel build, ops.task_preemptible) and something
+    waits for the CPU (queued work or RCU callbacks), as run/loop.py's _maybe_preempt
+    requires before its draw."""
+    t = c * tpc
+    if k.cpu[c, S.CPU_CURRENT] != 0 or k.task[t, S.TASK_OP] == OP_NONE:
+        return False
+    if not (work_pending(k, c) or k.cpu[c, S.CPU_RCU_CBS] > 0):
+        return False
+    return task_preemptible(k, t)
+
+
+@njit(cache=True)
+def _preempt(k, c, tpc):
+    """preempt_schedule() to the kworker: _maybe_preempt's effect, chosen instead of drawn."""
+    t = c * tpc
+    k.task[t, S.TASK_PREEMPTIONS] += 1
+    k.task[t, S.TASK_PREEMPTED_OP] = k.task[t, S.TASK_OPS_STARTED]
+    k.cpu[c, S.CPU_CURRENT] = 1
+    rcu_qs(k, c)  # a context switch
 
 
 @njit(cache=True)
@@ -99,10 +130,16 @@ def explore_loop(k, wp, wc, cpus, ws, st, prio, cps, cpt, points, replay, schedu
     for _ in range(max_steps):
         pos = st[ST_POS]
         progress = False
+        rec = -1  # what the schedule records for this step: i, or i + n (kernel preemption)
         if strategy == STRAT_REPLAY:
             if pos >= replay.shape[0]:
                 return RET_SCHEDULE_END
             i = replay[pos]
+            if i >= n:  # a kernel preemption before this step, as recorded
+                i -= n
+                if _can_preempt(k, cpus[i], tpc):
+                    _preempt(k, cpus[i], tpc)
+                    rec = i + n
             progress = _step(k, wp, wc, msg, wmsg, cpus[i], tpc, allow_new)
         elif strategy == STRAT_PCT:
             j = st[ST_NEXT]
@@ -117,11 +154,18 @@ def explore_loop(k, wp, wc, cpus, ws, st, prio, cps, cpt, points, replay, schedu
             st[ST_CUR] = 0 if progress else (rank + 1) % n
         elif strategy == STRAT_BOUNDED:
             j = st[ST_NEXT]
+            kernel_preempt = False
             if j < cps.shape[0] and cps[j] == pos:
-                st[ST_CUR] = cpt[j]
+                if cpt[j] == st[ST_CUR]:
+                    kernel_preempt = True  # the task is preempted by its own kworker
+                else:
+                    st[ST_CUR] = cpt[j]
                 st[ST_NEXT] = j + 1
             i = st[ST_CUR]
             c = cpus[i]
+            if kernel_preempt and _can_preempt(k, c, tpc):
+                _preempt(k, c, tpc)
+                rec = i + n
             progress = _step(k, wp, wc, msg, wmsg, c, tpc, allow_new)
             if not progress or _between_ops(k, c, tpc):
                 st[ST_CUR] = (i + 1) % n
@@ -130,6 +174,7 @@ def explore_loop(k, wp, wc, cpus, ws, st, prio, cps, cpt, points, replay, schedu
                 if m < points.shape[0]:
                     points[m, 0] = pos + 1
                     points[m, 1] = i
+                    points[m, 2] = 1 if _can_preempt(k, c, tpc) else 0
                     st[ST_NR_POINTS] = m + 1
         else:  # STRAT_RANDOM: worker_loop's draws
             if n == 1:
@@ -143,7 +188,7 @@ def explore_loop(k, wp, wc, cpus, ws, st, prio, cps, cpt, points, replay, schedu
             busy = True
         sp = ws[WS_SCHED_POS]
         if sp < cap:
-            schedule[sp] = i
+            schedule[sp] = i if rec < 0 else rec
             ws[WS_SCHED_POS] = sp + 1
         st[ST_POS] = pos + 1
         if stop_at_report and k.kasan_report[0, 0] > 0:

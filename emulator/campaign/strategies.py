@@ -79,7 +79,7 @@ class WorkerSched:
         self.prio = np.zeros(n, np.int64)
         self.cps = np.zeros(0, np.int64)
         self.cpt = np.zeros(0, np.int64)
-        self.points = np.zeros((1, 2), np.int64)
+        self.points = np.zeros((1, 3), np.int64)
         self.replay = np.zeros(0, np.int64)
         if strategy.name == "pct":
             self._init_pct(seed, index, n)
@@ -87,12 +87,12 @@ class WorkerSched:
             pre = sorted(strategy.preemptions)
             self.cps = np.array([p[0] for p in pre], np.int64)
             self.cpt = np.array([p[1] for p in pre], np.int64)
-            self.points = np.zeros((strategy.points_cap, 2), np.int64)
+            self.points = np.zeros((strategy.points_cap, 3), np.int64)
             self.st[ST_CUR] = 0
         elif strategy.name == "replay":
             self.replay = np.ascontiguousarray(strategy.replay, dtype=np.int64)
-            if self.replay.size and (self.replay.min() < 0 or self.replay.max() >= n):
-                raise ValueError(f"the schedule names CPU index {int(self.replay.max())}, "
+            if self.replay.size and (self.replay.min() < 0 or self.replay.max() >= 2 * n):
+                raise ValueError(f"the schedule names CPU index {int(self.replay.max()) % n}, "
                                  f"the run hosts {n}")
 
     def _init_pct(self, seed: int, index: int, n: int) -> None:
@@ -121,7 +121,8 @@ class WorkerSched:
                                 self.points, self.replay, schedule, max_steps, msg, wmsg))
 
     def preemption_points(self) -> np.ndarray:
-        """bounded: the (step, current CPU index) rows where a preemption could go."""
+        """bounded: the (step, current CPU index, kernel preemption possible) rows where a
+        preemption could go."""
         from .sched import ST_NR_POINTS
 
         return self.points[:int(self.st[ST_NR_POINTS])].copy()

@@ -2,7 +2,8 @@
 
 Each row is one step that made progress: the step number, then, in the column of the CPU
 stepped, the kernel function and phase that ran (ops.py's phase table names), the
-kworker's marked "kw:", an op that started and finished in one step (a fast path) marked
+kworker's marked "kw:" ("preempted -> kw:" where the bounded search preempted the
+task), an op that started and finished in one step (a fast path) marked
 "(fast)", IPIs taken marked "ipi".  Steps at which the chosen CPU could not run are left
 out.  The last row is the bad access, followed by the KASAN report's first line.
 """
@@ -55,7 +56,8 @@ def trace_schedule(sc, schedule) -> list[str]:
         def hook(pos, k, before):
             if pos >= len(schedule):
                 return
-            c = int(m.cpus[schedule[pos]])
+            code = int(schedule[pos])
+            c = int(m.cpus[code % n])
             if before:
                 state["b"] = _task_state(k, c, tpc)
                 return
@@ -63,6 +65,8 @@ def trace_schedule(sc, schedule) -> list[str]:
             if a[1:6] == b[1:6] and a[0] == b[0]:
                 return  # no progress
             text = _text(b, a)
+            if code >= n and a[0] == 1 and b[0] == 0:  # the search preempted the task here
+                text = "preempted -> kw:" + (phase_name(a[1], a[2]) if a[1] else "")
             if b[1] == OP_NONE and a[1] == OP_NONE and a[3] != b[3]:
                 # started and finished inside the step: name the op from the task's record
                 last = int(k.task[c * tpc + a[0], S.TASK_PREV_OP])

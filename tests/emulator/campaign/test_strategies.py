@@ -68,11 +68,38 @@ def test_pct_runs_the_highest_priority_cpu():
     assert first_other > 10
 
 
-def test_bounded_finds_v2_no_5_6_with_one_preemption(uaf_finding):
+def test_bounded_finds_v2_no_5_6(uaf_finding):
     spec, out = uaf_finding
     sig = out.signature
-    assert sig["kind"] == "cache-use-after-free" and sig["flavour"] == "parallel"
+    assert sig["kind"] == "cache-use-after-free"
     assert sig["access"] == "kmem_cache_free/__slab_free:stat(CPU_PARTIAL_FREE)"
+
+
+@pytest.mark.parametrize("policy", ["v2-no-5-6", "v2-no-5"])
+def test_bounded_kernel_preemption_finds_the_preempted_flavour(policy):
+    """Fault injection off: one preemption of the freeing task by its kworker, chosen by
+    the search at a preemption point, is enough under both policies."""
+    with Machine(build_scenario(small_spec(policy=policy, ops=12, seed=2))) as m:
+        r = bounded_search(m, 1)
+    assert r.outcome is not None and len(r.preemptions) == 1
+    (step, target), = r.preemptions
+    assert r.outcome.signature["flavour"] == "preempted"
+    # the CPU "switched" to itself: a kernel preemption, recorded as index + n (n = 2)
+    assert r.outcome.schedule[step] == target + 2
+
+
+def test_bounded_cpu_switches_find_the_parallel_flavour():
+    """Switching CPUs alone (no kernel preemption): v2-no-5-6's parallel race with one
+    preemption on seed 1, 30 ops per CPU."""
+    with Machine(build_scenario(small_spec(policy="v2-no-5-6", ops=30, seed=1))) as m:
+        base = m.run(Strategy("bounded"))
+        found = None
+        for step, cur, _ in base.points:
+            o = m.run(Strategy("bounded", preemptions=((int(step), 1 - int(cur)),)))
+            if o.kasan:
+                found = o
+                break
+    assert found is not None and found.signature["flavour"] == "parallel"
 
 
 def test_bounded_one_preemption_no_finding_for_v2_full():
