@@ -7,8 +7,9 @@ nothing that depends on the checkout's configs beyond topology and kernel preset
   spec             the run's parameters (RunSpec: policy, allocator, topology, seed, ops
                    per CPU, faults, kernel build), deterministic mode
   strategy         how the schedule was found (random, pct with d/k, bounded, minimised)
-  schedule         the CPU index of every step, int32 little-endian, zlib, base64; it ends
-                   at the bad access
+  schedule         the CPU index of every step (+ the number of CPUs where the bounded
+                   search preempted that CPU's task before the step), int32
+                   little-endian, zlib, base64; it ends at the bad access
   steps            its length
   kasan            the KASAN report text the replay must print, byte for byte
   size             {original, minimal}: CPUs, ops per CPU, steps, memcgs created
