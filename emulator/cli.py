@@ -221,7 +221,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topology", metavar="T", help="override the scenario's topology")
     p.add_argument("--allocator", choices=ALLOCATORS, help="slub or slab")
     p.add_argument("--seed", type=_int_at_least(0), metavar="N")
-    p.add_argument("--mode", choices=("parallel", "deterministic"))
+    p.add_argument("--mode", choices=("parallel", "deterministic", "virtual"),
+                   help="parallel (default): real concurrency; deterministic: a seeded "
+                        "interleaving; virtual: a discrete-event run in virtual ns "
+                        "(docs/virtual-time.md)")
+    p.add_argument("--costs", metavar="C",
+                   help="virtual mode's cost file: a name in configs/costs or a file "
+                        "(default xeon-2s-2014)")
     p.add_argument("--duration", type=_positive_float, metavar="SECONDS",
                    help="run this long (replaces the scenario's op budget unless --ops is given)")
     p.add_argument("--ops", type=_int_at_least(1), metavar="N_PER_CPU",
@@ -253,7 +259,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = RunOptions(out=args.out, stop_on_error=args.stop_on_error,
                       progress=False if args.no_progress else None,
                       sample_interval=args.sample_interval,
-                      check_interval=args.check_interval or 0.0, quiet=args.no_progress)
+                      check_interval=args.check_interval or 0.0, quiet=args.no_progress,
+                      costs=args.costs)
     result = run_scenario(scenario, opts)
     _emit(args, result.summary, lambda: format_summary(result.summary) + f"results: {result.out}\n")
     if result.summary.get("error"):
@@ -302,7 +309,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         opts = RunOptions(out=str(out / sc.policy.replace("/", "_")), stop_on_error=args.stop_on_error,
                           progress=False if args.no_progress else None,
                           sample_interval=args.sample_interval,
-                          check_interval=args.check_interval or 0.0, quiet=args.no_progress)
+                          check_interval=args.check_interval or 0.0, quiet=args.no_progress,
+                          costs=args.costs)
         result = run_scenario(sc, opts)
         summaries.append(result.summary)
         if result.summary.get("error"):
@@ -402,6 +410,15 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS.append(add_report)
+
+
+def _study_commands() -> None:
+    from .study.commands import add_plot, add_study  # pure Python, like this module
+
+    COMMANDS.extend((add_study, add_plot))
+
+
+_study_commands()
 
 
 def _add_campaign_commands(sub: argparse._SubParsersAction) -> None:

@@ -345,20 +345,20 @@ def test_compare_prints_one_table_and_a_run_per_policy(tmp_path, capsys):
     from emulator.cli import main
 
     out = tmp_path / "cmp"
-    rc = main(["compare", "memcg-churn", "--policies", "pre-series,v2-full", "--ops", "4000",
+    rc = main(["compare", "memcg-churn", "--policies", "pre-series,v2-full@4.0", "--ops", "4000",
                "--mode", "deterministic", "--out", str(out), "--no-progress"])
     text = capsys.readouterr().out
     assert rc == 0
     lines = text.splitlines()
-    header = next(l for l in lines if "pre-series" in l and "v2-full" in l)
-    assert header.split() == ["pre-series", "v2-full"]
+    header = next(l for l in lines if "pre-series" in l and "v2-full@4.0" in l)
+    assert header.split() == ["pre-series", "v2-full@4.0"]
     leaked = next(l for l in lines if l.startswith("dead caches leaked")).split()
     assert int(leaked[-2]) > 0 and int(leaked[-1]) == 0
     for label in ("pages leaked", "memcgs pinned", "use-after-frees (KASAN)", "ops/s",
                   "list_lock acq / 1000 ops", "list_lock cont / 1000 ops"):
         assert any(l.startswith(label) for l in lines), label
     assert (out / "pre-series" / "summary.json").exists()
-    assert (out / "v2-full" / "summary.json").exists()
+    assert (out / "v2-full@4.0" / "summary.json").exists()
 
 
 def test_compare_json_and_bad_policies(tmp_path, capsys):

@@ -11,7 +11,10 @@ Every run is `slabemu run SCENARIO --seed S --ops N --policy P --config K --allo
 seeds; runs go --jobs at a time in separate processes (parallel-mode runs start their
 own workers: use --jobs 1).  A row: runs, runs with a kmem_cache use-after-free, the
 reports kept (preempted / not; a run keeps its first 256), the first seed that found
-one, the runs that ended with a dead cache alive (a leak), and where the touches were.
+one, the runs that ended with a dead cache alive (a leak), the dead caches left over all
+runs and their slabs that were frozen (cpu slabs, cpu partial lists) or parked on
+n->partial, and where the touches were.  A policy may be NAME@3.16 or NAME@4.0 (the
+preset under that SLUB discard rule).
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ def one_run(job):
             "preempted": sum(1 for r in uaf if r["preempted"]),
             "parallel": sum(1 for r in uaf if not r["preempted"]),
             "where": sorted({f"{r['op']}/{r['phase']}" for r in uaf}),
-            "preemptions": s["memcg"]["preemptions"], "leaks": s["leaks"]["dead_caches"]}
+            "preemptions": s["memcg"]["preemptions"], "leaks": s["leaks"]["dead_caches"],
+            "frozen": s["leaks"].get("dead_cache_frozen_slabs", 0),
+            "parked": s["leaks"].get("dead_cache_node_partial_slabs", 0)}
 
 
 def main(argv=None) -> int:
@@ -89,18 +94,23 @@ def main(argv=None) -> int:
                      "where": sorted({w for r in rs for w in r["where"]}),
                      "not_ok": sum(1 for r in rs if r["exit"] != "ok"),
                      "runs_leaking": sum(1 for r in rs if r["leaks"]),
-                     "dead_caches_leaked": sum(r["leaks"] for r in rs)})
+                     "dead_caches_leaked": sum(r["leaks"] for r in rs),
+                     "leaked_slabs_frozen": sum(r["frozen"] for r in rs),
+                     "leaked_slabs_on_node_partial": sum(r["parked"] for r in rs)})
     if a.json:
         print(json.dumps({"argv": sys.argv[1:], "seconds": round(took, 1), "rows": rows}, indent=2))
         return 0
     print(f"campaign {a.scenario}: seeds 1-{a.seeds}, {a.ops} ops/cpu, {a.mode} mode"
           + (f", faults {faults}" if faults else "") + f" ({len(jobs)} runs in {took:.0f} s)")
-    print(f"{'policy':<11}{'config':<25}{'alloc':<6}{'runs':>5}{'w/ UAF':>8}{'preempted':>10}"
-          f"{'parallel':>9}{'1st seed':>9}{'leaking':>8}  where")
+    w = max([11] + [len(r["policy"]) + 1 for r in rows])
+    print(f"{'policy':<{w}}{'config':<25}{'alloc':<6}{'runs':>5}{'w/ UAF':>8}{'preempted':>10}"
+          f"{'parallel':>9}{'1st seed':>9}{'leaking':>8}{'dead':>7}{'frozen':>7}{'parked':>7}  where")
     for r in rows:
-        print(f"{r['policy']:<11}{r['config']:<25}{r['allocator']:<6}{r['runs']:>5}"
+        print(f"{r['policy']:<{w}}{r['config']:<25}{r['allocator']:<6}{r['runs']:>5}"
               f"{r['runs_with_uaf']:>8}{r['uaf_preempted']:>10}{r['uaf_parallel']:>9}"
-              f"{(r['first_seed'] or '-'):>9}{r['runs_leaking']:>8}  {', '.join(r['where']) or '-'}"
+              f"{(r['first_seed'] or '-'):>9}{r['runs_leaking']:>8}{r['dead_caches_leaked']:>7}"
+              f"{r['leaked_slabs_frozen']:>7}{r['leaked_slabs_on_node_partial']:>7}"
+              f"  {', '.join(r['where']) or '-'}"
               + (f"  ({r['not_ok']} not ok)" if r["not_ok"] else ""))
     return 0
 

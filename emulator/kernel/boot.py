@@ -16,7 +16,7 @@ slab page exists yet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,9 +24,11 @@ from ..machine import structs as S
 from ..machine.machine import Closing, Machine, MachineConfig
 from ..machine.prng import STREAM_CPU, seed_stream
 from .geometry import (
+    BYTES_PER_WORD,
     MachineParams,
     SlabGeometry,
     SlubGeometry,
+    align_up,
     boot_geometries,
     cache_geometry,
     kmalloc_caches,
@@ -34,6 +36,7 @@ from .geometry import (
     kmalloc_slab,
     size_index_table,
 )
+from .merge import find_mergeable
 from .page_alloc import free_area_init
 from .slab_common import init_cache_rows
 
@@ -50,6 +53,8 @@ class CacheInfo:
     geometry: SlubGeometry | SlabGeometry
     root: int = -1  # memcg child caches: the root cache row
     memcg: int = -1
+    ctor: bool = False
+    aliases: list[str] = field(default_factory=list)  # SLUB: names merged into it
 
 
 class Kernel(Closing):
@@ -58,11 +63,13 @@ class Kernel(Closing):
     def __init__(self, topology, allocator: str = "slub", *, kasan: bool = True,
                  lock_stats: bool = True, seed: int = 0, extra_caches: int = 16,
                  track_full_slabs: bool = False, cfg: MachineConfig | None = None,
-                 live_cap: int = 0, max_memcgs: int = 1):
+                 live_cap: int = 0, max_memcgs: int = 1, slab_nomerge: bool = False,
+                 extra_locks: int = 0):
         if allocator not in ALLOCATORS:
             raise ValueError(f"allocator must be slub or slab, not {allocator!r}")
         self.topology = topology
         self.allocator = allocator
+        self.slab_nomerge = slab_nomerge  # slub_nomerge on the command line (merge.py)
         self.mp = MachineParams.from_topology(topology)
         geoms = boot_geometries(allocator, self.mp)
         if cfg is None:
@@ -70,7 +77,7 @@ class Kernel(Closing):
                                 max_caches=len(geoms) + extra_caches,
                                 inbox_capacity=max(1024, 1 << (topology.nr_cpus - 1).bit_length()),
                                 ac_max_limit=SLAB_AC_WIDTH, live_cap=live_cap,
-                                max_memcgs=max_memcgs)
+                                max_memcgs=max_memcgs, extra_locks=extra_locks)
         self.cfg = cfg
         self.machine = Machine(topology, cfg)
         try:
@@ -183,12 +190,35 @@ class Kernel(Closing):
     # -- the API ------------------------------------------------------------------------
     def kmem_cache_create(self, name: str, size: int, align: int = 0, flags: int = 0,
                           ctor: bool = False) -> int:
-        """kmem_cache_create() (no aliasing with existing caches): the new cache row."""
+        """kmem_cache_create(): the cache row.  Under SLUB an existing cache may serve
+        (__kmem_cache_alias, merge.py) unless the kernel has slab_nomerge; the name then
+        maps to that cache's row."""
         if name in self.by_name:
             raise ValueError(f"a cache named {name!r} exists")
+        if self.allocator == "slub":
+            target = find_mergeable(self.caches, size, align, flags, ctor, self.mp,
+                                    nomerge=self.slab_nomerge)
+            if target is not None:
+                return self._alias(target, name, size)
         g = cache_geometry(self.allocator, name, size, self.mp, align=align, flags=flags,
                            ctor=ctor)
-        return self._create(g).row
+        info = self._create(g)
+        info.ctor = ctor
+        return info.row
+
+    def _alias(self, target: CacheInfo, name: str, size: int) -> int:
+        """SLUB's __kmem_cache_alias() once find_mergeable() found `target`: one more
+        user (s->refcount++), object_size and inuse grown to cover `size` (kzalloc clears
+        whole objects), the name added as an alias (sysfs_slab_alias)."""
+        k = self.mem
+        s = target.row
+        k.kmem_cache[s, S.KMEM_CACHE_REFCOUNT] += 1
+        k.kmem_cache[s, S.KMEM_CACHE_OBJECT_SIZE] = max(int(k.kmem_cache[s, S.KMEM_CACHE_OBJECT_SIZE]), size)
+        k.kmem_cache[s, S.KMEM_CACHE_INUSE] = max(int(k.kmem_cache[s, S.KMEM_CACHE_INUSE]),
+                                                  align_up(size, BYTES_PER_WORD))
+        target.aliases.append(name)
+        self.by_name[name] = target
+        return s
 
     def cache(self, name: str) -> int:
         return self.by_name[name].row

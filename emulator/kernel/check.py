@@ -104,7 +104,9 @@ def check_slub_cache(mem, s: int, nr_cpus: int, nr_nodes: int, transit_objs: set
     size = int(mem.kmem_cache[s, S.KMEM_CACHE_SIZE])
     offset = int(mem.kmem_cache[s, S.KMEM_CACHE_OFFSET])
     kasan = bool(mem.machine[0, S.MACHINE_KASAN])
-    track_full = bool(mem.config[S.CONFIG_TRACK_FULL_SLABS])
+    # slub.track_full(): every cache (slub_debug, 1) or memcg caches (track_full_slabs, 2)
+    tf = int(mem.config[S.CONFIG_TRACK_FULL_SLABS])
+    track_full = tf == 1 or (tf == 2 and int(mem.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_ROOT_CACHE]) >= 0)
     page = mem.page
     slabs = np.flatnonzero(((page[:, S.PAGE_FLAGS] & S.PG_SLAB) != 0) & (page[:, S.PAGE_SLAB_CACHE] == s))
     slabs = [int(p) for p in slabs]

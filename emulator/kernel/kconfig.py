@@ -13,6 +13,10 @@ kfree/destroy race exists at all (docs/kernel-config.md):
 - ``slub_debug`` (CONFIG_SLUB_DEBUG_ON, or slub_debug on the command line): every SLUB
   cache is a kmem_cache_debug() cache: no cpu partial lists, full slabs on n->full.
   (The debug checks themselves, red zones, poisoning and tracking, are not modelled.)
+  Its debug flags also keep every cache from merging.
+- ``slab_nomerge``: the ``slub_nomerge`` boot parameter of 3.16 (``slab_nomerge`` from
+  3.19): SLUB's kmem_cache_create() never hands out an existing cache for a new one
+  (emulator/kernel/merge.py).  Default false: a kernel merges.
 
 CONFIG_NUMA is not a field: a one-node topology is what a !NUMA kernel sees (no alien
 caches, no remote partial slabs), so the topology decides those paths.
@@ -23,7 +27,7 @@ existed: full preemption, SLUB statistics on, no debugging (the preset
 devel-preempt-stats).
 
 Invariants: a `KernelConfig` is immutable and valid (checked on construction):
-``preempt`` is one of `PREEMPT_MODELS`, the two others are bools.  Every bad field
+``preempt`` is one of `PREEMPT_MODELS`, the three others are bools.  Every bad field
 raises `topo.ConfigError` naming the file (or "command line"), the field and what was
 expected.
 """
@@ -49,7 +53,7 @@ PREEMPT_NONE = 0
 PREEMPT_VOLUNTARY = 1
 PREEMPT_FULL = 2
 PREEMPT_MODELS = ("none", "voluntary", "full")
-FIELDS = ("preempt", "slub_stats", "slub_debug")
+FIELDS = ("preempt", "slub_stats", "slub_debug", "slab_nomerge")
 _FILE_KEYS = {"description", *FIELDS}
 _KCONFIG = {"none": "CONFIG_PREEMPT_NONE", "voluntary": "CONFIG_PREEMPT_VOLUNTARY",
             "full": "CONFIG_PREEMPT"}
@@ -59,7 +63,7 @@ def _check(values: Mapping[str, Any], src: str, prefix: str) -> None:
     p = values["preempt"]
     if not isinstance(p, str) or p not in PREEMPT_MODELS:
         raise ConfigError(src, f"{prefix}preempt", '"none", "voluntary" or "full"', p)
-    for key in ("slub_stats", "slub_debug"):
+    for key in ("slub_stats", "slub_debug", "slab_nomerge"):
         if not isinstance(values[key], bool):
             raise ConfigError(src, f"{prefix}{key}", "true or false", values[key])
 
@@ -73,6 +77,9 @@ class KernelConfig:
     preempt: str = "full"
     slub_stats: bool = True
     slub_debug: bool = False
+    # the slub_nomerge boot parameter (slab_nomerge from 3.19): SLUB merges no cache
+    # (kernel/merge.py); slub_debug's flags stop merging as well
+    slab_nomerge: bool = False
 
     def __post_init__(self) -> None:
         _check({k: getattr(self, k) for k in FIELDS}, self.name, "")
@@ -85,7 +92,8 @@ class KernelConfig:
     def to_dict(self) -> dict[str, Any]:
         """summary.json's ``kernel`` (and the scenario's ``kernel`` table, with name)."""
         return {"name": self.name, "description": self.description, "preempt": self.preempt,
-                "slub_stats": self.slub_stats, "slub_debug": self.slub_debug}
+                "slub_stats": self.slub_stats, "slub_debug": self.slub_debug,
+                "slab_nomerge": self.slab_nomerge}
 
     def describe(self) -> str:
         """One line for the reports: name and the Kconfig symbols it stands for."""

@@ -282,8 +282,14 @@ def cache_slabs(k, s):
 @njit(cache=True)
 def mark_dead(k, s):
     """memcg_unregister_all_caches: params->dead = true, after which (smp_wmb) the dead
-    cache's behaviour changes.  Patch 7 (SLUB): s->min_partial = 0 as well."""
+    cache's behaviour changes.  Patch 7 (SLUB): s->min_partial = 0 as well (v2 sets it
+    at the top of the __kmem_cache_shrink that offline runs next).  Linux 4.0's
+    __kmem_cache_shrink(s, deactivate=true) (commit d6e0b7fa1186) also sets
+    s->cpu_partial = 0 (config dead_cpu_partial 3, "cpu_partial_zero"), then
+    kick_all_cpus_sync()."""
     store_release(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DEAD), 1)
     if k.config[S.CONFIG_DEAD_DISCARD_EMPTY] != 0 and \
             k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
         k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL] = 0
+        if k.config[S.CONFIG_DEAD_CPU_PARTIAL] == 3:  # slub.DEAD_CPU_PARTIAL_ZERO
+            k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL_OBJECTS] = 0

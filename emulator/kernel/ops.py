@@ -52,6 +52,7 @@ from .slab_common import (
     PTR_NULL,
     TF_CACHES_COLLECTED,
     TF_DISCARDED,
+    TF_IPI_LOCAL,
     TF_SHUTDOWN,
     cache_touch,
     check_free,
@@ -425,20 +426,42 @@ def _handle_pending_ipis(k, cpu):
 
 
 @njit(cache=True)
-def on_each_cpu_cond(k, s, gen, cpu, kind):
-    """on_each_cpu_cond(cond, func, s, wait=1): IPI every other CPU for which the
-    condition holds (SLUB: has_cpu_slab; SLAB's on_each_cpu: all), then run the function
-    here at once.  Returns the ipi_acks value the caller must wait for."""
+def on_each_cpu_cond(k, s, gen, cpu, kind, t):
+    """on_each_cpu_cond(cond, func, s, wait=1) (SLUB's flush_all: cond has_cpu_slab) or
+    on_each_cpu(func, s, wait=1) (SLAB's drain_cpu_caches: every CPU), first half: the
+    condition is evaluated for every CPU, this one included, then every other CPU for
+    which it holds gets an IPI.  Returns the ipi_acks value the caller must wait for;
+    this CPU's own call is left to `on_each_cpu_local`, after the wait, as
+    kernel/smp.c's on_each_cpu_mask() and on_each_cpu() do it (3.16):
+    smp_call_function_many(mask, func, info, wait=1) waits for the other CPUs, and only
+    then does func(info) run here, with irqs off.  Task flag TF_IPI_LOCAL says it must."""
     target = k.cpu[cpu, S.CPU_IPI_ACKS]
+    local = kind == IPI_DRAIN or has_cpu_slab(k, s, cpu)  # for_each_online_cpu: cond_func
     for other in range(k.machine[0, S.MACHINE_NR_CPUS]):
         if other != cpu and (kind == IPI_DRAIN or has_cpu_slab(k, s, other)):
             send_ipi(k, other, kind, s, gen, cpu)
             target += 1
+    if local:
+        k.task[t, S.TASK_FLAGS] |= TF_IPI_LOCAL
+    else:
+        k.task[t, S.TASK_FLAGS] &= ~TF_IPI_LOCAL
+    return target
+
+
+@njit(cache=True)
+def on_each_cpu_local(k, s, gen, cpu, kind, t, op, phase):
+    """The second half of on_each_cpu_cond/on_each_cpu, once every IPI was acknowledged:
+    local_irq_save(); func(info); local_irq_restore() on this CPU, if its condition
+    held (TF_IPI_LOCAL)."""
+    if (k.task[t, S.TASK_FLAGS] & TF_IPI_LOCAL) == 0:
+        return
+    k.task[t, S.TASK_FLAGS] &= ~TF_IPI_LOCAL
+    if not cache_touch(k, s, gen, cpu, t, op, phase):
+        return
     if kind == IPI_DRAIN:
         SLAB.do_drain(k, s, cpu)
-    elif has_cpu_slab(k, s, cpu):
+    else:
         __flush_cpu_slab(k, s, gen, cpu)
-    return target
 
 
 # -- the step function --------------------------------------------------------------
@@ -529,12 +552,13 @@ def _slab_shrink(k, t, op, phase, cpu, s, gen):
     if phase == PH_SHRINK_WAIT:
         if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
             return SH_BLOCKED
+        on_each_cpu_local(k, s, gen, cpu, IPI_DRAIN, t, op, phase)  # do_drain here, last
         k.task[t, S.TASK_ITER] = 0
         return PH_SHRINK_NODE
     if not cache_touch(k, s, gen, cpu, t, op, phase):
         return SH_DONE
     if phase == PH_SHRINK_FLUSH:
-        k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_DRAIN)  # drain_cpu_caches
+        k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_DRAIN, t)  # drain_cpu_caches
         return PH_SHRINK_WAIT
     nodes = k.machine[0, S.MACHINE_NR_NODES]
     nid = k.task[t, S.TASK_ITER]
@@ -641,6 +665,7 @@ def _slub_shrink(k, t, op, phase, cpu, s, gen):
     if phase == PH_SHRINK_WAIT:  # flush_all: wait for every IPI to be acknowledged
         if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
             return SH_BLOCKED
+        on_each_cpu_local(k, s, gen, cpu, IPI_FLUSH_CPU_SLAB, t, op, phase)  # here, last
         k.task[t, S.TASK_ITER] = 0
         return PH_SHRINK_NODE
     if phase == PH_SHRINK_KFREE:
@@ -658,7 +683,7 @@ def _slub_shrink(k, t, op, phase, cpu, s, gen):
                 k.task[t, S.TASK_RESULT] = -ENOMEM
                 return SH_DONE
         k.task[t, S.TASK_AUX] = arr
-        k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_FLUSH_CPU_SLAB)  # flush_all
+        k.task[t, S.TASK_ITER] = on_each_cpu_cond(k, s, gen, cpu, IPI_FLUSH_CPU_SLAB, t)  # flush_all
         return PH_SHRINK_WAIT
     # PH_SHRINK_NODE: one node per phase
     nid = k.task[t, S.TASK_ITER]

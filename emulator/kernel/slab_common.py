@@ -48,7 +48,9 @@ TF_COUNTED = 1 << 1  # __slab_free: stat(s, FREE_SLOWPATH) counted once per free
 TF_DISCARDED = 1 << 2  # this free discarded a slab (the window before its last touch of s)
 TF_SHUTDOWN = 1 << 8  # the shrink is __kmem_cache_shutdown's (ops.py)
 TF_CACHES_COLLECTED = 1 << 9  # memcg offline: a child cache waits for synchronize_sched (patch 6)
-TASK_FLAGS = (TF_WAS_FROZEN, TF_COUNTED, TF_DISCARDED, TF_SHUTDOWN, TF_CACHES_COLLECTED)
+TF_IPI_LOCAL = 1 << 10  # on_each_cpu(_cond): this CPU runs the function after the wait (ops.py)
+TASK_FLAGS = (TF_WAS_FROZEN, TF_COUNTED, TF_DISCARDED, TF_SHUTDOWN, TF_CACHES_COLLECTED,
+              TF_IPI_LOCAL)
 assert all(f & (f - 1) == 0 for f in TASK_FLAGS), "a task flag is one bit"
 assert len(set(TASK_FLAGS)) == len(TASK_FLAGS), "task flags share a bit"
 

@@ -34,8 +34,11 @@ inuse, objects and frozen bit share one int64 word, so cmpxchg_double_slab is on
   partial       not frozen, some objects free: on n->partial, under n->list_lock;
   full          not frozen, no free object: on no list (on n->full with
                 track_full_slabs);
-  empty         inuse == 0: kept on n->partial while nr_partial <= min_partial,
-                otherwise discarded (its pages go back to the buddy allocator).
+  empty         inuse == 0: kept on n->partial while nr_partial <= min_partial
+                (3.16, and the v2 series; config discard_rule 0) or < min_partial
+                (Linux 4.0, since "slub: fix off by one in number of slab tests";
+                discard_rule 1), otherwise discarded (its
+                pages go back to the buddy allocator): `discard_empty`.
 An object's free pointer lives inside the free object at s->offset, as a full address.
 The page word's freelist is the index of the first free object + 1.
 
@@ -56,9 +59,13 @@ Simplifications (also in the README): no debug features (red zones, poisoning, u
 tracking), no pfmemalloc, allocate_slab's irq-enable window for __GFP_WAIT is not a
 preemption point, SLAB_DESTROY_BY_RCU frees at once, get_cycles() for
 remote_node_defrag_ratio is the CPU's PRNG, and memoryless nodes use node_to_mem_node()
-as 3.18 does.  With `track_full_slabs` on, full slabs are kept on n->full and the cache
-behaves as kmem_cache_debug() does for list handling (no cpu partial lists): that is
-what tracking them costs in list_lock traffic.
+as 3.18 does.  Under slub_debug every cache, and with the policy's `track_full_slabs`
+every memcg cache (`track_full`), keeps its full slabs on n->full and behaves as
+kmem_cache_debug() does for list handling (no cpu partial lists): that is what tracking
+them costs in list_lock traffic; `memcg_no_cpu_partial` takes memcg caches' cpu partial
+lists away without listing full slabs (`has_cpu_partial`).  How a dead memcg cache leaves
+cpu partial lists is the policy's `dead_cpu_partial` (`put_cpu_partial`,
+`has_cpu_partial`).
 """
 
 from __future__ import annotations
@@ -73,7 +80,13 @@ from ..machine.spinlock import spin_lock, spin_unlock
 from .kasan import KASAN_KMALLOC_FREE, KASAN_SLAB_PADDING, kasan_poison_shadow
 from .lists import list_add, list_add_tail, list_del
 from .page_alloc import __GFP_COMP, __free_pages, alloc_pages_node
-from .memcontrol import dead_discards, memcg_charge_slab, memcg_uncharge_slab
+from .memcontrol import (
+    dead_discards,
+    is_memcg_cache,
+    memcg_cache_dead,
+    memcg_charge_slab,
+    memcg_uncharge_slab,
+)
 from .slab_common import (
     NUMA_NO_NODE,
     TF_COUNTED,
@@ -92,6 +105,22 @@ SF_RETRY = 3  # the CAS failed: start over
 SF_STAT = 4  # put_cpu_partial done: __slab_free's stat(s, CPU_PARTIAL_FREE) is next
 
 # __slab_free's task flags (TF_WAS_FROZEN, TF_COUNTED, TF_DISCARDED) are slab_common.py's
+
+# config[CONFIG_TRACK_FULL_SLABS]: which caches list full slabs and keep no cpu partial list
+TRACK_FULL_NONE = 0  # none (3.16 without debugging)
+TRACK_FULL_ALL = 1  # every cache: slub_debug, kmem_cache_debug() (kernel build)
+TRACK_FULL_MEMCG = 2  # memcg caches (policy track_full_slabs: what re-parenting needs)
+NO_CPU_PARTIAL_MEMCG = 3  # memcg caches keep no cpu partial list, full slabs unlisted
+#                          (policy memcg_no_cpu_partial: that half of the cost alone)
+
+# config[CONFIG_DISCARD_RULE] (policy.DISCARD_RULES): the test that keeps an empty slab
+DISCARD_RULE_3_16 = 0  # discard while n->nr_partial > s->min_partial (3.16, the v2 series)
+DISCARD_RULE_4_0 = 1  # discard while n->nr_partial >= s->min_partial (4.0; Joonsoo Kim)
+# config[CONFIG_DEAD_CPU_PARTIAL] (policy.DEAD_CPU_PARTIAL): a dead cache and cpu partials
+DEAD_CPU_PARTIAL_KEEP = 0  # nothing changes (before patch 7)
+DEAD_CPU_PARTIAL_PUT = 1  # v2 patch 7: put_cpu_partial unfreezes when memcg_cache_dead(s)
+DEAD_CPU_PARTIAL_HAS = 2  # the RFC's kmem_cache_has_cpu_partial() false for a dead cache
+DEAD_CPU_PARTIAL_ZERO = 3  # 4.0: s->cpu_partial = 0, put_cpu_partial unfreezes when 0
 
 
 # -- the packed word ------------------------------------------------------------------
@@ -177,14 +206,27 @@ def next_tid(k, tid):
 
 
 @njit(cache=True, inline="always")
-def track_full(k):
-    return k.config[S.CONFIG_TRACK_FULL_SLABS] != 0
+def track_full(k, s):
+    """Does cache s keep its full slabs on n->full?  Every cache under slub_debug
+    (kmem_cache_debug()); with the policy's track_full_slabs only memcg caches, whose
+    slabs re-parenting would move (root caches are never re-parented)."""
+    v = k.config[S.CONFIG_TRACK_FULL_SLABS]
+    return v == TRACK_FULL_ALL or v == TRACK_FULL_MEMCG and is_memcg_cache(k, s)
 
 
 @njit(cache=True, inline="always")
 def has_cpu_partial(k, s):
-    """kmem_cache_has_cpu_partial(): !kmem_cache_debug(s)."""
-    return k.config[S.CONFIG_TRACK_FULL_SLABS] == 0
+    """kmem_cache_has_cpu_partial(): !kmem_cache_debug(s).  In the design the frozen-slab
+    leak race was found in (dead_cpu_partial = "has_cpu_partial": Davydov's review of the
+    re-parenting RFC's patch 3/3, Message-ID 537A4D27.1050909@parallels.com) it is also
+    false for a dead memcg cache, and nothing else stops a dead cache's cpu partial list:
+    a __slab_free that decided to freeze before the cache died still pushes its slab."""
+    v = k.config[S.CONFIG_TRACK_FULL_SLABS]
+    if v == TRACK_FULL_ALL or (v == TRACK_FULL_MEMCG or v == NO_CPU_PARTIAL_MEMCG) and \
+            is_memcg_cache(k, s):
+        return False  # lists handled as for kmem_cache_debug() caches
+    return not (k.config[S.CONFIG_DEAD_CPU_PARTIAL] == DEAD_CPU_PARTIAL_HAS and
+                memcg_cache_dead(k, s))
 
 
 @njit(cache=True)
@@ -230,15 +272,15 @@ def remove_partial(k, n, pfn):
 
 
 @njit(cache=True)
-def add_full(k, n, pfn):
-    if track_full(k):
+def add_full(k, s, n, pfn):
+    if track_full(k, s):
         list_add(k.page, k.kmem_cache_node, n, S.KMEM_CACHE_NODE_FULL_HEAD,
                  S.KMEM_CACHE_NODE_FULL_TAIL, S.KMEM_CACHE_NODE_NR_FULL, pfn)
 
 
 @njit(cache=True)
-def remove_full(k, n, pfn):
-    if track_full(k):
+def remove_full(k, s, n, pfn):
+    if track_full(k, s):
         list_del(k.page, k.kmem_cache_node, n, S.KMEM_CACHE_NODE_FULL_HEAD,
                  S.KMEM_CACHE_NODE_FULL_TAIL, S.KMEM_CACHE_NODE_NR_FULL, pfn)
 
@@ -312,11 +354,26 @@ def discard_slab(k, s, pfn, cpu):
 
 @njit(cache=True, inline="always")
 def discard_empty(k, s, n):
-    """May an empty slab of node row n be discarded?  n->nr_partial > s->min_partial;
-    for a dead cache under patches 7-8 always (the merged form, 4.0's d6e0b7fa, tests
-    nr_partial >= min_partial with min_partial 0)."""
-    return k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_PARTIAL] > k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL] \
-        or dead_discards(k, s)
+    """May an empty slab of node row n be discarded (__slab_free's goto slab_empty,
+    unfreeze_partials' discard list, deactivate_slab's M_FREE)?
+
+    Linux 3.16, and the v2 series, whose patch 7 only sets min_partial = 0 for a dead
+    cache (config discard_rule "3.16"): n->nr_partial > s->min_partial.  A dead cache's
+    empty slab is then kept on n->partial when its node has no partial slab: a slab that
+    empties while on no list (frozen, or full: every slab of a one-object cache) on such
+    a node is parked there, and holds its refcount until something shrinks the cache.
+    Linux 4.0 (discard_rule "4.0"): n->nr_partial >= s->min_partial, for every cache,
+    so that min_partial 0 keeps no empty slab.  The change is Joonsoo Kim's "slub: fix
+    off by one in number of slab tests" (Message-ID
+    1403595842-28270-1-git-send-email-iamjoonsoo.kim@lge.com, 24 June 2014, acked by
+    Davydov because min_partial 0 still cached a slab, "critical" to the series'
+    destroying logic), posted after v2 and outside it; 4.0's d6e0b7fa1186 "slub: make
+    dead caches discard free slabs immediately" relies on it."""
+    nr = k.kmem_cache_node[n, S.KMEM_CACHE_NODE_NR_PARTIAL]
+    mp = k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL]
+    if k.config[S.CONFIG_DISCARD_RULE] == DISCARD_RULE_4_0:
+        return nr >= mp
+    return nr > mp
 
 
 @njit(cache=True)
@@ -465,8 +522,7 @@ def __slab_alloc(k, s, gen, node, cpu):
                 freelist = k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_FREELIST]
                 if freelist != 0:
                     break  # load_freelist
-                stat(k, c, S.ALLOC_SLOWPATH)
-                if track_full(k):
+                if track_full(k, s):
                     # a cache that lists full slabs (kmem_cache_debug's list handling):
                     # a cpu slab found full leaves the CPU onto n->full, unfrozen under
                     # list_lock, as deactivate_slab's M_FULL does, so that a remote free
@@ -476,7 +532,7 @@ def __slab_alloc(k, s, gen, node, cpu):
                     spin_lock(k.lock, lock, cpu)
                     freelist = get_freelist(k, s, c, page)
                     if freelist == 0:
-                        add_full(k, n, page)
+                        add_full(k, s, n, page)
                     spin_unlock(k.lock, lock)
                 else:
                     freelist = get_freelist(k, s, c, page)
@@ -528,10 +584,16 @@ def slab_alloc_fast(k, s, node, cpu):
 
 @njit(cache=True, inline="always")
 def slab_alloc_node(k, s, gen, node, size, cpu):
-    """slab_alloc_node(): the fast path, else __slab_alloc.  Returns the object or 0."""
+    """slab_alloc_node(): the fast path, else __slab_alloc.  Returns the object or 0.
+
+    stat(s, ALLOC_SLOWPATH) once per __slab_alloc call, here after it returns, as 3.16
+    has it since "mm: slub: fix ALLOC_SLOWPATH stat" (3.15 counted it inside
+    __slab_alloc, once per pass through its redo label: twice for a cpu slab found
+    empty and then refilled from the cpu partial list)."""
     obj = slab_alloc_fast(k, s, node, cpu)
     if obj == 0:
         obj = __slab_alloc(k, s, gen, node, cpu)
+        stat(k, cpu_row(k, s, cpu), S.ALLOC_SLOWPATH)
     if obj != 0 and k.machine[0, S.MACHINE_KASAN] != 0:
         kasan_kmalloc(k, s, obj, size)
     return obj
@@ -604,13 +666,13 @@ def slab_free_begin(k, s, gen, pfn, obj, cpu, t):
             remove_partial(k, n, pfn)
             stat(k, c, S.FREE_REMOVE_PARTIAL)
         else:
-            remove_full(k, n, pfn)
+            remove_full(k, s, n, pfn)
         spin_unlock(k.lock, lock)
         stat(k, c, S.FREE_SLAB)
         discard_slab(k, s, pfn, cpu)
         return SF_DONE
     if not has_cpu_partial(k, s) and prior == 0:
-        remove_full(k, n, pfn)
+        remove_full(k, s, n, pfn)
         add_partial(k, n, pfn, S.DEACTIVATE_TO_TAIL)
         stat(k, c, S.FREE_ADD_PARTIAL)
     spin_unlock(k.lock, lock)
@@ -683,9 +745,19 @@ def slab_free_inline(k, s, gen, pfn, obj, cpu, t):
 # -- cpu partial lists, deactivation, flushing ----------------------------------------
 @njit(cache=True)
 def put_cpu_partial(k, s, gen, pfn, drain, cpu, t, op, phase):
-    """put_cpu_partial(): push a frozen slab on this CPU's partial list.  A dead cache
-    under patch 7 keeps no partial pool: the list is unfrozen at once (as v3 does; v2's
-    fallback to flush_all when the page has left this CPU's list is not modelled)."""
+    """put_cpu_partial(): push a frozen slab on this CPU's partial list.
+
+    After the push (this_cpu_cmpxchg), the list is unfrozen at once (unfreeze_partials
+    with irqs off) when:
+      - dead_cpu_partial "put_cpu_partial" (v2 patch 7): memcg_cache_dead(s) (as v3 does;
+        v2's fallback to flush_all when the page has left this CPU's list is not modelled);
+      - "cpu_partial_zero" (Linux 4.0, d6e0b7fa1186): !s->cpu_partial, which the dying
+        memcg's __kmem_cache_shrink(s, deactivate=true) set to 0;
+      - "keep" and "has_cpu_partial": never (the latter is the design in which the
+        frozen-slab leak race leaves the slab on a dead cache's list for good).
+    Not from get_partial_node (drain 0, list_lock held): 4.0's test is unconditional,
+    but with cpu_partial 0 get_partial_node stops after the first slab, which becomes
+    c->page, so it never gets there."""
     c = cpu_row(k, s, cpu)
     old = k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PARTIAL]
     pages = 0
@@ -707,8 +779,11 @@ def put_cpu_partial(k, s, gen, pfn, drain, cpu, t, op, phase):
     k.page[pfn, S.PAGE_NEXT] = old
     # this_cpu_cmpxchg(s->cpu_slab->partial, oldpage, page): only this CPU writes it
     k.kmem_cache_cpu[c, S.KMEM_CACHE_CPU_PARTIAL] = pfn
-    if drain and dead_discards(k, s):  # not from get_partial_node: list_lock is held
-        unfreeze_partials(k, s, gen, cpu, t, op, phase)
+    if drain:  # not from get_partial_node: list_lock is held
+        how = k.config[S.CONFIG_DEAD_CPU_PARTIAL]
+        if how == DEAD_CPU_PARTIAL_PUT and dead_discards(k, s) or \
+                how == DEAD_CPU_PARTIAL_ZERO and k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL_OBJECTS] == 0:
+            unfreeze_partials(k, s, gen, cpu, t, op, phase)
 
 
 @njit(cache=True)
@@ -804,20 +879,20 @@ def deactivate_slab(k, s, gen, pfn, freelist, cpu):
                 spin_lock(k.lock, lock, cpu)
         else:
             m = M_FULL
-            if track_full(k) and not locked:
+            if track_full(k, s) and not locked:
                 locked = True
                 spin_lock(k.lock, lock, cpu)
         if l != m:
             if l == M_PARTIAL:
                 remove_partial(k, n, pfn)
             elif l == M_FULL:
-                remove_full(k, n, pfn)
+                remove_full(k, s, n, pfn)
             if m == M_PARTIAL:
                 add_partial(k, n, pfn, tail)
                 stat(k, c, tail)
             elif m == M_FULL:
                 stat(k, c, S.DEACTIVATE_FULL)
-                add_full(k, n, pfn)
+                add_full(k, s, n, pfn)
         l = m
         if cmpxchg_double_slab(k, c, pfn, old, new):
             break

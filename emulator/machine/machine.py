@@ -31,7 +31,7 @@ from numba import njit
 
 from .arena import Arena, Layout, LayoutBuilder
 from .inbox import init_inboxes
-from .spinlock import init_lock
+from .spinlock import VCLOCK_ROW_FROM_END, init_lock
 from .structs import (
     ARCH_ARM64,
     ARCH_X86_64,
@@ -95,6 +95,9 @@ RING_WORK = 2
 NR_MISC_LOCKS = 2
 MISC_LOCK_RCU = 0  # rcu_state's lock (grace-period start and completion)
 MISC_LOCK_SLAB_MUTEX = 1  # slab_mutex / memcg_slab_mutex: cache rows, memcg caches
+# Virtual-time mode: extra_locks = 2, the vclock row and its node-cost row (spinlock.py)
+VIRTUAL_EXTRA_LOCKS = 2
+assert VCLOCK_ROW_FROM_END == NR_MISC_LOCKS + VIRTUAL_EXTRA_LOCKS
 
 
 @njit(cache=True, inline="always")

@@ -38,7 +38,34 @@ LOCK_YIELDS = 15  # lock.yields
 LOCK_CLASS = 16  # lock.class_
 LOCK_NODE = 17  # lock.node
 LOCK_OWNER_OBJ = 18  # lock.owner_obj
-LOCK_NR_FIELDS = 19  # fields of lock
+LOCK_FREE_AT = 19  # lock.free_at
+LOCK_LAST_POS = 20  # lock.last_pos
+LOCK_NR_FIELDS = 21  # fields of lock
+
+# struct vclock: column indices
+VCLOCK_RSV_WORD = 0  # vclock.rsv_word
+VCLOCK_NOW = 1  # vclock.now
+VCLOCK_CPU = 2  # vclock.cpu
+VCLOCK_RSV_STATS = 3  # vclock.rsv_stats
+VCLOCK_RSV_ACQUISITIONS = 4  # vclock.rsv_acquisitions
+VCLOCK_RSV_CONTENTIONS = 5  # vclock.rsv_contentions
+VCLOCK_RSV_CON_BOUNCES = 6  # vclock.rsv_con_bounces
+VCLOCK_RSV_ACQ_BOUNCES = 7  # vclock.rsv_acq_bounces
+VCLOCK_POS = 8  # vclock.pos
+VCLOCK_X_CPU = 9  # vclock.x_cpu
+VCLOCK_X_SMT = 10  # vclock.x_smt
+VCLOCK_X_PACKAGE = 11  # vclock.x_package
+VCLOCK_X_NODE = 12  # vclock.x_node
+VCLOCK_HOLD_ZONE = 13  # vclock.hold_zone
+VCLOCK_HOLD_LIST_LOCK = 14  # vclock.hold_list_lock
+VCLOCK_HOLD_ALIEN = 15  # vclock.hold_alien
+VCLOCK_RSV_CLASS = 16  # vclock.rsv_class_
+VCLOCK_RSV_NODE = 17  # vclock.rsv_node
+VCLOCK_HOLD_SHARED = 18  # vclock.hold_shared
+VCLOCK_HOLD_OTHER = 19  # vclock.hold_other
+VCLOCK_WAIT = 20  # vclock.wait
+VCLOCK_XFER = 21  # vclock.xfer
+VCLOCK_NR_FIELDS = 22  # fields of vclock
 
 # struct page: column indices
 PAGE_FLAGS = 0  # page.flags
@@ -400,3 +427,5 @@ CONFIG_RACE_DELAY_SPINS = 9  # config.race_delay_spins
 CONFIG_FAIL_SHRINK_ALLOC = 10  # config.fail_shrink_alloc
 CONFIG_PREEMPT_MODEL = 11  # config.preempt_model
 CONFIG_SLUB_STATS = 12  # config.slub_stats
+CONFIG_DISCARD_RULE = 13  # config.discard_rule
+CONFIG_DEAD_CPU_PARTIAL = 14  # config.dead_cpu_partial

@@ -63,6 +63,47 @@ class Struct:
         return -(-n // words) * words
 
 
+# The lock columns lock_stat, the reports and check_lock_stats read: a vclock row keeps
+# them as an unused lock's (0, or class LOCK_CLASS_OTHER and node -1), so that reports
+# and snapshots see an idle lock there.
+_LOCK_REPORT_COLUMNS = ("word", "stats", "acquisitions", "contentions", "con_bounces",
+                        "acq_bounces", "class_", "node")
+
+
+def _vclock_fields() -> tuple[str, ...]:
+    """struct vclock: its own fields in the lock row's other columns (rsv_ keeps a report
+    column).  Virtual-time mode (emulator/run/virtual.py)."""
+    own = [
+        "now",  # virtual ns of the CPU being stepped, advanced by the lock functions
+        "cpu",  # the CPU being stepped
+        "pos",  # its place: vclock_pos(node, package, core)
+        "x_cpu",  # ns: an atomic on a line this CPU wrote last
+        "x_smt",  # ns: ... that its SMT sibling wrote last
+        "x_package",  # ns: ... that another core of its package wrote last
+        "x_node",  # ns: ... that a CPU of another package of its node wrote last
+        "hold_zone",  # ns: the body of a critical section, by lock class (LOCK_CLASS_*)
+        "hold_list_lock",
+        "hold_alien",
+        "hold_shared",
+        "hold_other",
+        "wait",  # ns the stepped CPU waited for locks in this step (contentions)
+        "xfer",  # ns the stepped CPU spent moving lock lines in this step
+    ]
+    lock_cols = ("word", "last_cpu", "acquired_at", "stats", "acquisitions", "contentions",
+                 "con_bounces", "acq_bounces", "wait_min", "wait_max", "wait_total", "hold_min",
+                 "hold_max", "hold_total", "spins", "yields", "class_", "node", "owner_obj",
+                 "free_at", "last_pos")
+    out = []
+    for name in lock_cols:
+        if name in _LOCK_REPORT_COLUMNS:
+            out.append("rsv_" + name)
+        elif own:
+            out.append(own.pop(0))
+        else:
+            out.append("spare_" + name)
+    return tuple(out + own)
+
+
 def _free_area_fields() -> tuple[str, ...]:
     heads = tuple(f"free_head_{o}" for o in range(NR_ORDERS))
     counts = tuple(f"nr_free_{o}" for o in range(NR_ORDERS))
@@ -162,9 +203,20 @@ STRUCTS: dict[str, Struct] = {
                 "class_",  # what the lock protects (LOCK_CLASS_*), for reports
                 "node",  # NUMA node the lock belongs to, or -1
                 "owner_obj",  # the owning object's row (cache row, node...), or -1
+                # virtual-time mode only (emulator/run/virtual.py; stats == LOCK_STATS_VIRTUAL):
+                "free_at",  # virtual ns at which the lock is free again (its last release)
+                "last_pos",  # the last holder's place (vclock_pos: node, package, core)
             ),
             padded=True,
             doc="A spinlock with /proc/lock_stat's fields, one per cache line.",
+        ),
+        Struct(
+            "vclock",
+            _vclock_fields(),
+            doc="Virtual-time mode: the clock of the CPU being stepped and its costs, in a"
+            " spare row of the lock table (the lock functions receive only that table)."
+            "  The rsv_ columns are the lock columns reports read: they stay those of an"
+            " unused lock.",
         ),
         Struct(
             "page",
@@ -474,6 +526,22 @@ STRUCTS: dict[str, Struct] = {
 
 __all__ = ["Struct", "STRUCTS", "MAX_ORDER", "NR_ORDERS"]
 
+# Virtual-time mode (emulator/run/virtual.py).  lock.stats of every lock is
+# LOCK_STATS_VIRTUAL; the run's vclock row is the spare lock row VCLOCK_ROW_FROM_END rows
+# before the misc locks' (machine.py), the row after it holds the stepped CPU's line
+# transfer cost from each node (ns; node j in column VCLOCK_NODE_COLUMNS[j]).
+LOCK_STATS_VIRTUAL = 2
+assert tuple(f.removeprefix("rsv_") for f in STRUCTS["vclock"].fields[:len(STRUCTS["lock"].fields)]
+             if f.startswith("rsv_")) == tuple(f for f in STRUCTS["lock"].fields
+                                               if f in _LOCK_REPORT_COLUMNS), \
+    "vclock's rsv_ columns must be the lock's report columns"
+assert all(not f.startswith("rsv_") or f[4:] == STRUCTS["lock"].fields[i]
+           for i, f in enumerate(STRUCTS["vclock"].fields[:len(STRUCTS["lock"].fields)]))
+VCLOCK_NODE_COLUMNS = tuple(i for i, f in enumerate(STRUCTS["lock"].fields)
+                            if f not in _LOCK_REPORT_COLUMNS)
+MAX_VIRTUAL_NODES = len(VCLOCK_NODE_COLUMNS)
+__all__ += ["LOCK_STATS_VIRTUAL", "VCLOCK_NODE_COLUMNS", "MAX_VIRTUAL_NODES"]
+
 ARCH_X86_64 = 0
 ARCH_ARM64 = 1
 
@@ -716,6 +784,13 @@ CONFIG_FIELDS = (
     "fail_shrink_alloc",  # fault injection: __kmem_cache_shrink's kmalloc fails
     "preempt_model",  # kernel build: 0 PREEMPT_NONE, 1 PREEMPT_VOLUNTARY, 2 PREEMPT (kconfig.py)
     "slub_stats",  # kernel build: CONFIG_SLUB_STATS, stat() touches the cache
+    "discard_rule",  # policy: SLUB keeps an empty slab unless nr_partial > min_partial
+    #                  (0, Linux 3.16 and the v2 series) or >= min_partial (1, Linux 4.0:
+    #                  "slub: fix off by one in number of slab tests", June 2014)
+    "dead_cpu_partial",  # policy: how a dead SLUB cache stops caching slabs on cpu
+    #                      partial lists: 0 it does not, 1 v2 patch 7's check in
+    #                      put_cpu_partial, 2 the RFC's kmem_cache_has_cpu_partial(),
+    #                      3 Linux 4.0's s->cpu_partial = 0 (policy.DEAD_CPU_PARTIAL)
 )
 # config[CONFIG_TRACK_FULL_SLABS] ... (struct_fields.py)
 CONFIG_NR = len(CONFIG_FIELDS)

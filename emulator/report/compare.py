@@ -40,6 +40,8 @@ def compare_rows(summaries: Iterable[dict]) -> list[dict[str, Any]]:
             "exit": s["exit"],
             "dead_caches": int(leaks.get("dead_caches", 0)),
             "dead_cache_pages": int(leaks.get("dead_cache_pages", 0)),
+            "dead_cache_frozen_slabs": int(leaks.get("dead_cache_frozen_slabs", 0)),
+            "dead_cache_node_partial_slabs": int(leaks.get("dead_cache_node_partial_slabs", 0)),
             "pinned_memcgs": int(leaks.get("pinned_memcgs", 0)),
             "memcgs": int(memcg.get("created", 0)),
             "kasan_reports": int(s.get("kasan_total", 0)),
@@ -57,6 +59,8 @@ def compare_rows(summaries: Iterable[dict]) -> list[dict[str, Any]]:
 _LINES = (
     ("dead caches leaked", "dead_caches", "{:d}"),
     ("pages leaked", "dead_cache_pages", "{:d}"),
+    ("  slabs frozen (cpu lists)", "dead_cache_frozen_slabs", "{:d}"),
+    ("  slabs on n->partial", "dead_cache_node_partial_slabs", "{:d}"),
     ("memcgs pinned", "pinned_memcgs", "{:d}"),
     ("use-after-frees (KASAN)", "kasan_reports", "{:d}"),
     ("ops/s", "ops_per_second", "{:,.0f}"),
@@ -79,6 +83,8 @@ def format_compare(scenario: str, summaries: list[dict]) -> str:
     kernels = {kernel_line(s) for s in summaries} - {None}
     if kernels:  # one build for every column (compare varies the policy only)
         head += "\nkernel " + "; ".join(sorted(kernels))
+    if first.get("virtual"):  # virtual mode: ops/s are per virtual second
+        head += "\ncosts " + first["virtual"]["costs"]["name"] + " (ops/s in virtual time)"
     width = max(12, *(len(r["policy"]) + 2 for r in rows))
     label_w = max(len(label) for label, _, _ in _LINES) + 2
     lines = [head, "", " " * label_w + "".join(f"{r['policy']:>{width}}" for r in rows)]

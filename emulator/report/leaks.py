@@ -3,7 +3,9 @@
 Models the leak the patch series is about: a memcg's kmem caches are marked dead when the
 memcg goes offline, and (before self-destruction, or when it fails) they stay alive as
 long as they hold a slab, pinning their memcg.  summary.json "leaks" counts the dead
-caches still alive, their slabs, objects and pages, and the memcgs pinned by them.
+caches still alive, their slabs (for SLUB also: how many are frozen, i.e. a cpu slab or
+on a cpu partial list, and how many are on a node's partial list), objects and pages,
+and the memcgs pinned by them.
 
 Invariant: every count is printed, zeros included, so scripts can grep the lines; the
 last line is the verdict ("no leak" iff no dead cache is alive and no memcg is pinned).
@@ -15,11 +17,14 @@ from typing import Any, Mapping
 
 __all__ = ["LEAK_KEYS", "format_leaks", "has_leak"]
 
-LEAK_KEYS = ("dead_caches", "dead_cache_slabs", "dead_cache_objects", "dead_cache_pages",
+LEAK_KEYS = ("dead_caches", "dead_cache_slabs", "dead_cache_frozen_slabs",
+             "dead_cache_node_partial_slabs", "dead_cache_objects", "dead_cache_pages",
              "pinned_memcgs")
 _LABELS = {
     "dead_caches": "dead caches alive",
     "dead_cache_slabs": "  their slabs",
+    "dead_cache_frozen_slabs": "    frozen",  # SLUB: cpu slabs, cpu partial lists
+    "dead_cache_node_partial_slabs": "    on n->partial",  # SLUB
     "dead_cache_objects": "  their objects",
     "dead_cache_pages": "  their pages",
     "pinned_memcgs": "memcgs pinned",

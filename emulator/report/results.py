@@ -108,7 +108,8 @@ _CACHE = {"name": STR, "memcg": _null(_either(STR, INT)), "dead": BOOL, "active_
           "tunables": _Optional({"limit": INT, "batchcount": INT, "sharedfactor": INT}),
           "limit": _Optional(INT), "batchcount": _Optional(INT),
           "sharedfactor": _Optional(INT), "sharedavail": _Optional(INT),
-          "stats": _Optional(ANYOBJ)}
+          "stats": _Optional(ANYOBJ),
+          "aliases": _Optional(_List(STR)), "refcount": _Optional(INT)}
 _KASAN = {"bug": STR, "cpu": INT, "task": _either(INT, STR), "op": STR, "phase": STR,
           "object": INT, "size": INT, "cache": _null(STR),
           "freed_by": _null({"cpu": INT, "op": STR, "phase": STR})}
@@ -119,9 +120,9 @@ SUMMARY_SPEC: dict[str, Any] = {
     "schema": INT,
     "scenario": STR,
     "allocator": _one_of("slub", "slab"),
-    "mode": _one_of("parallel", "deterministic"),
+    "mode": _one_of("parallel", "deterministic", "virtual"),
     "seed": INT,
-    "commit": STR,
+    "commit": _Optional(STR),  # absent in virtual mode (host.json has it)
     "exit": _one_of("ok", "failed", "crashed", "interrupted"),
     "duration_s": NUM,
     "error": _null(STR),
@@ -138,7 +139,9 @@ SUMMARY_SPEC: dict[str, Any] = {
     "kasan": _List(_KASAN),
     "kasan_total": INT,
     "leaks": {"dead_caches": INT, "dead_cache_slabs": INT, "dead_cache_objects": INT,
-              "dead_cache_pages": INT, "pinned_memcgs": INT},
+              "dead_cache_pages": INT, "pinned_memcgs": INT,
+              "dead_cache_frozen_slabs": _Optional(INT),
+              "dead_cache_node_partial_slabs": _Optional(INT)},
     "failure": _null({"cpu": _null(INT), "task": _null(_either(INT, STR)), "op": _null(STR),
                       "phase": _null(STR), "worker_pid": _null(INT), "reason": STR}),
 }

@@ -24,7 +24,8 @@ __all__ = ["format_summary", "TOP_CACHES", "SWITCH_KEYS"]
 
 TOP_CACHES = 15
 SWITCH_KEYS = ("dead_caches", "shrink_tolerates_enomem", "nonpreemptible_free",
-               "sync_before_destroy", "dead_discard_empty", "track_full_slabs")
+               "sync_before_destroy", "dead_discard_empty", "track_full_slabs",
+               "discard_rule", "dead_cpu_partial", "memcg_no_cpu_partial")
 _CPUS_PER_LINE = 8
 
 
@@ -56,17 +57,21 @@ def _header(s: Mapping[str, Any]) -> list[str]:
     ops = s["ops"]
     sw = pol.get("switches", {})
     keys = [k for k in SWITCH_KEYS if k in sw] + sorted(k for k in sw if k not in SWITCH_KEYS)
+    vt = s.get("virtual")
+    where = f"commit {s['commit']}" if s.get("commit") else \
+        f"costs {vt['costs']['name']}" if vt else "commit unknown"
+    unit = "virtual s" if vt else "s"
     lines = [
-        f"scenario   {s['scenario']} (seed {s['seed']}, {s['mode']} mode, commit "
-        f"{s['commit']})",
+        f"scenario   {s['scenario']} (seed {s['seed']}, {s['mode']} mode, {where})",
         f"topology   {t['name']}: {t['arch']}, {t['nodes']} nodes, {t['cpus']} cpus, "
         f"page size {t['page_size']}",
         f"allocator  {s['allocator']}",
         f"policy     {pol['name']}",
         "switches   " + (", ".join(f"{k}={_switch(sw[k])}" for k in keys) or "none"),
         *kernel_lines(s),
-        f"exit       {s['exit']} after {float(s['duration_s']):.2f} s",
-        f"ops        {int(ops['total'])} in all, {float(ops['per_second']):.0f} per second",
+        f"exit       {s['exit']} after {float(s['duration_s']):.{6 if vt else 2}f} {unit}",
+        f"ops        {int(ops['total'])} in all, {float(ops['per_second']):.0f} per "
+        f"{'virtual second' if vt else 'second'}",
     ]
     if s.get("error"):
         lines.append(f"error      {s['error']}")
@@ -110,7 +115,12 @@ def _caches(caches: list[Mapping[str, Any]]) -> list[str]:
         line = f"{c['name']:<{name_w}} " + " ".join(f"{int(c[k]):>12d}" for k in cols)
         if c.get("dead"):
             line += "  dead"
+        if c.get("aliases"):  # SLUB merging: the names this cache serves besides its own
+            line += f"  aliases {','.join(c['aliases'])} (refcount {c.get('refcount')})"
         lines.append(line)
+    merged = [c for c in caches if c.get("aliases") and c not in shown]
+    for c in merged:
+        lines.append(f"merged: {','.join(c['aliases'])} -> {c['name']} (refcount {c.get('refcount')})")
     return lines
 
 

@@ -101,7 +101,8 @@ def lock_rows(kernel, all_locks: bool = False) -> list[dict]:
 
 
 def list_lock_per_node(mem) -> list[dict]:
-    """Acquisitions and contentions of every list_lock, summed per node (snapshots)."""
+    """Acquisitions, contentions and wait time (ns; virtual ns in virtual mode) of every
+    list_lock, summed per node (snapshots)."""
     locks = mem.lock
     cls = locks[:, S.LOCK_CLASS]
     nodes = int(mem.machine[0, S.MACHINE_NR_NODES])
@@ -109,7 +110,8 @@ def list_lock_per_node(mem) -> list[dict]:
     for nid in range(nodes):
         sel = (cls == S.LOCK_CLASS_LIST_LOCK) & (locks[:, S.LOCK_NODE] == nid)
         out.append({"node": nid, "acquisitions": int(locks[sel, S.LOCK_ACQUISITIONS].sum()),
-                    "contentions": int(locks[sel, S.LOCK_CONTENTIONS].sum())})
+                    "contentions": int(locks[sel, S.LOCK_CONTENTIONS].sum()),
+                    "wait_ns": int(locks[sel, S.LOCK_WAIT_TOTAL].sum())})
     return out
 
 
@@ -186,6 +188,9 @@ def cache_rows(kernel) -> list[dict]:
         rec["memcg"] = int(info.memcg) if info and info.memcg >= 0 else None
         rec["dead"] = bool(s >= 0 and info.root >= 0
                            and mem.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_DEAD] != 0)
+        if info and info.aliases:  # SLUB merging (kernel/merge.py): the names it serves
+            rec["aliases"] = list(info.aliases)
+            rec["refcount"] = int(mem.kmem_cache[s, S.KMEM_CACHE_REFCOUNT])
         if info and info.root >= 0:
             rec["root"] = kernel.root_name(info.root)
             rec["refcnt"] = int(mem.memcg_cache_params[s, S.MEMCG_CACHE_PARAMS_REFCNT])
@@ -266,8 +271,18 @@ def leak_summary(kernel) -> dict:
     and the offline memcgs they pin, directly or through a child (not yet released)."""
     mem = kernel.mem
     nodes = kernel.nr_nodes
-    dead = slabs = objs = pages = 0
+    dead = slabs = objs = pages = frozen = partial = 0
     p = mem.memcg_cache_params
+    # where the slabs are: frozen ones (a cpu slab or on a cpu partial list: the
+    # frozen-slab leak race leaves them there) and those on n->partial (3.16's discard
+    # rule parks an empty one there), by cache row, in one pass over the page table
+    is_slab = (mem.page[:, S.PAGE_FLAGS] & S.PG_SLAB) != 0
+    is_frozen = is_slab & ((mem.page[:, S.PAGE_FREELIST] & S.SLUB_FC_FROZEN) != 0)
+    owner = mem.page[is_frozen, S.PAGE_SLAB_CACHE]
+    # a snapshot taken while workers run may catch a page between its flag and its
+    # cache being written: such a page belongs to no cache yet (or any more)
+    owner = owner[(owner >= 0) & (owner < mem.kmem_cache.shape[0])]
+    frozen_by_cache = np.bincount(owner, minlength=mem.kmem_cache.shape[0])
     for s in range(mem.kmem_cache.shape[0]):
         if mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE or p[s, S.MEMCG_CACHE_PARAMS_ROOT_CACHE] < 0:
             continue
@@ -278,12 +293,17 @@ def leak_summary(kernel) -> dict:
         slabs += n
         objs += o
         pages += n << int(mem.kmem_cache[s, S.KMEM_CACHE_ORDER])
+        if mem.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
+            frozen += int(frozen_by_cache[s])
+            partial += int(mem.kmem_cache_node[s * nodes:(s + 1) * nodes,
+                                               S.KMEM_CACHE_NODE_NR_PARTIAL].sum())
     used = min(int(mem.ctl[0, S.CTL_MEMCGS]), mem.memcg.shape[0])
     # an offline memcg is released as soon as nothing pins it: one still offline is
     # pinned, by a dead cache of its own or by a child memcg that a dead cache pins
     pinned = int((mem.memcg[:used, S.MEMCG_STATE] == S.MEMCG_OFFLINE).sum())
     return {"dead_caches": dead, "dead_cache_slabs": slabs, "dead_cache_objects": objs,
-            "dead_cache_pages": pages, "pinned_memcgs": pinned}
+            "dead_cache_pages": pages, "pinned_memcgs": pinned,
+            "dead_cache_frozen_slabs": frozen, "dead_cache_node_partial_slabs": partial}
 
 
 def _hierarchy_consistent(mem, used: int) -> bool:

@@ -48,7 +48,9 @@ from ..kernel.check import check_kernel
 from ..kernel.geometry import kmalloc_slab
 from ..kernel.ops import OP_NAMES, OP_NONE, phase_name
 from ..kernel.page_alloc import set_fail_injection
+from ..kernel.policy import DEAD_CPU_PARTIAL, DISCARD_RULES
 from ..machine import structs as S
+from ..machine.machine import VIRTUAL_EXTRA_LOCKS
 from ..machine.prng import STREAM_WORKER, seed_stream
 from ..workload.generator import live_cap, seed_workload, workload_params
 from . import collect as C
@@ -60,6 +62,7 @@ log = logging.getLogger("slabemu")
 EXIT_STATUS = {"ok": 0, "failed": 1, "crashed": 1, "interrupted": 130}
 WORKER_ABORTED = 3  # a worker's exit status when it left because of ctl.abort
 BATCH_STEPS = 1 << 16
+VIRTUAL_SAMPLE_STEPS = 1 << 15  # virtual mode: steps between two stream snapshots, at least
 RET_SCHEDULE_END = 3  # a strategy's loop replayed its whole recorded schedule (campaign/sched.py)
 SCHEDULE_CAP = 1 << 16
 
@@ -75,6 +78,8 @@ class RunOptions:
     start_timeout: float = 120.0
     abort_grace: float = 10.0
     quiet: bool = False
+    costs: str | None = None  # virtual mode: a cost file (configs/costs), default xeon-2s-2014
+    virtual_sample_ns: int = 50_000  # virtual mode: virtual ns between stream snapshots
     # A schedule exploration strategy for the workers that host several CPUs
     # (emulator/campaign/strategies.py: .worker(seed, index, nr_cpus).loop replaces
     # worker_loop); None: worker_loop's seeded uniform choice.
@@ -113,7 +118,7 @@ def plan_workers(topology, placement, workers: int, mode: str) -> list[WorkerPla
     CPUs the placement uses, neighbouring host CPUs' groups are merged (fewer workers) or
     a host CPU's group is split between several workers pinned to it (more)."""
     n = topology.nr_cpus
-    if mode == "deterministic":
+    if mode in ("deterministic", "virtual"):
         return [WorkerPlan(list(range(n)), None)]
     if workers <= 0:
         workers = min(n, len(placement.host_cpus))
@@ -137,22 +142,28 @@ def plan_workers(topology, placement, workers: int, mode: str) -> list[WorkerPla
 
 def apply_policy(k, policy) -> None:
     """The series' switches into the kernel's config vector (read by jitted code)."""
-    k.config[S.CONFIG_TRACK_FULL_SLABS] = 1 if policy.track_full_slabs else 0
+    # slub.py's TRACK_FULL_*: memcg caches list full slabs (2), or only keep no cpu
+    # partial list (3); slub_debug (apply_kernel_config) makes it every cache (1)
+    k.config[S.CONFIG_TRACK_FULL_SLABS] = 2 if policy.track_full_slabs else \
+        3 if policy.memcg_no_cpu_partial else 0
     k.config[S.CONFIG_SHRINK_TOLERATES_ENOMEM] = 1 if policy.shrink_tolerates_enomem else 0
     k.config[S.CONFIG_DEAD_CACHES] = 1 if policy.dead_caches == "self-destruct" else 0
     k.config[S.CONFIG_NONPREEMPTIBLE_FREE] = 1 if policy.nonpreemptible_free else 0
     k.config[S.CONFIG_SYNC_BEFORE_DESTROY] = 1 if policy.sync_before_destroy else 0
     k.config[S.CONFIG_DEAD_DISCARD_EMPTY] = 1 if policy.dead_discard_empty else 0
+    k.config[S.CONFIG_DISCARD_RULE] = DISCARD_RULES.index(policy.discard_rule)
+    k.config[S.CONFIG_DEAD_CPU_PARTIAL] = DEAD_CPU_PARTIAL.index(policy.dead_cpu_partial)
 
 
 def apply_kernel_config(k, kcfg, policy) -> None:
     """The kernel build into the config vector (emulator/kernel/kconfig.py): the
     preemption model, CONFIG_SLUB_STATS, and slub_debug, under which every SLUB cache is
     a kmem_cache_debug() cache: it lists full slabs and keeps no cpu partial list, as
-    the policy's track_full_slabs makes it (slub.py reads the one word for both)."""
+    the policy's track_full_slabs makes memcg caches (slub.py reads the one word for both)."""
     k.config[S.CONFIG_PREEMPT_MODEL] = kcfg.preempt_model
     k.config[S.CONFIG_SLUB_STATS] = 1 if kcfg.slub_stats else 0
-    k.config[S.CONFIG_TRACK_FULL_SLABS] = 1 if (policy.track_full_slabs or kcfg.slub_debug) else 0
+    if kcfg.slub_debug:
+        k.config[S.CONFIG_TRACK_FULL_SLABS] = 1
 
 
 def memcg_sizes(sc, nr_cpus: int) -> tuple[int, int]:
@@ -310,6 +321,7 @@ class Run:
         self.plans: list[WorkerPlan] = []
         self.exits_seen: set[int] = set()  # workers whose exit has been handled
         self.cpu_times: dict | None = None  # parallel mode: the parent's and the workers'
+        self.virtual = None  # virtual mode: the VirtualClock (emulator/run/virtual.py)
 
     # The whole run: returns a RunResult with the exit status.
     def execute(self) -> RunResult:
@@ -325,6 +337,11 @@ class Run:
         if sc.mode == "deterministic" and sc.ops_per_cpu is None:
             raise ConfigError(sc.path, "ops_per_cpu",
                               "an op budget in deterministic mode (ops_per_cpu or --ops)")
+        costs = None
+        if sc.mode == "virtual":
+            from ..machine.costs import load_costs
+
+            costs = load_costs(self.opt.costs)  # bad files fail before anything runs
         out = prepare_out(self.opt.out, sc.name)
         self.out = out
         handler = self._start_logging(out)
@@ -334,9 +351,12 @@ class Run:
             log.info("model compiled or loaded in %.1f s", took)
             max_memcgs, extra_caches = memcg_sizes(sc, topology.nr_cpus)
             with Kernel(topology, sc.allocator, seed=sc.seed,
-                        track_full_slabs=policy.track_full_slabs or sc.kernel.slub_debug,
+                        track_full_slabs=sc.kernel.slub_debug,
                         live_cap=live_cap(sc.workload.live_objects), max_memcgs=max_memcgs,
-                        extra_caches=extra_caches) as K:
+                        extra_caches=extra_caches,
+                        # slub_debug's flags are in SLUB_NEVER_MERGE (kernel/merge.py)
+                        slab_nomerge=sc.kernel.slab_nomerge or sc.kernel.slub_debug,
+                        extra_locks=VIRTUAL_EXTRA_LOCKS if sc.mode == "virtual" else 0) as K:
                 self.K = K
                 wp, wc = self._setup(K, topology, policy)
                 self.wc = wc
@@ -351,6 +371,8 @@ class Run:
                 try:
                     if sc.mode == "deterministic":
                         self._run_inline(K, wp, wc, plans[0])
+                    elif sc.mode == "virtual":
+                        self._run_virtual(K, wp, wc, topology, costs)
                     else:
                         self._run_parallel(K, wp, wc, plans)
                 except KeyboardInterrupt:
@@ -457,6 +479,80 @@ class Run:
         finally:
             progress.close()
             self.elapsed_run = time.monotonic() - self.t_start
+
+    # -- virtual mode ------------------------------------------------------------------------
+    def _run_virtual(self, K, wp, wc, topology, costs) -> None:
+        """Every CPU in this process in virtual time (emulator/run/virtual.py).  Stream
+        snapshots are taken at virtual times (`t` in virtual seconds); a duration is in
+        virtual seconds too."""
+        from .virtual import RET_ABORTED as V_ABORTED, RET_FINISHED as V_FINISHED, VirtualClock
+
+        k = K.mem
+        sc = self.sc
+        k.ctl[0, S.CTL_NR_WORKERS] = 1
+        vt = VirtualClock(K, topology, costs, sc.seed)
+        self.virtual = vt
+        progress = Progress(self.opt.progress, (sc.ops_per_cpu or 0) * K.nr_cpus or None,
+                            None, self.opt.quiet)
+        period = max(1, int(self.opt.virtual_sample_ns))
+        samples = 0
+        last_steps = 0
+        next_sample = period
+        stop_at = int(sc.duration * 1e9) if sc.duration is not None else 0
+        self.t_start = time.monotonic()
+        try:
+            while True:
+                r = vt.run(wp, wc, BATCH_STEPS, stop_at, next_sample)
+                if vt.now >= next_sample:
+                    # a snapshot every `period` virtual ns, but not before VIRTUAL_SAMPLE_STEPS
+                    # steps since the last one (a snapshot costs ms of Python with many
+                    # caches); both are deterministic, so the stream is too
+                    if int(vt.vs[1]) - last_steps >= VIRTUAL_SAMPLE_STEPS:
+                        self.stream.write(C.snapshot(K, vt.now / 1e9))
+                        last_steps = int(vt.vs[1])
+                        samples += 1
+                        if samples % 200 == 0:  # keep the stream short on long runs
+                            period *= 2
+                    next_sample = vt.now + period
+                if stop_at and vt.now >= stop_at and k.ctl[0, S.CTL_STOP] == 1 and \
+                        not any(e["event"] == "stop" for e in self.events):
+                    self._event("stop", reason="duration", virtual_ns=vt.now)
+                progress.update(int(k.wl[:, S.WORKLOAD_ISSUED].sum()),
+                                int(k.wl[:, S.WORKLOAD_OPS].sum()), time.monotonic() - self.t_start)
+                if r == V_FINISHED:
+                    break
+                if r == V_ABORTED:
+                    if k.ctl[0, S.CTL_ERROR]:
+                        self.exit = "failed"
+                        self.error = "a KASAN report with --stop-on-error"
+                    break
+        finally:
+            progress.close()
+            vt.finish()
+            self.elapsed_run = time.monotonic() - self.t_start
+
+    def _virtual_summary(self, summary: dict, K) -> None:
+        """Virtual mode: times in virtual ns; nothing that depends on the host, so the
+        same scenario, seed and cost file give the same summary.json anywhere.  What
+        does (the host, the wall time, the commit) goes to host.json."""
+        vt = self.virtual
+        end = vt.end
+        host = {"host": summary.pop("host"), "cpu_times": summary.pop("cpu_times"),
+                "commit": summary.pop("commit"), "wall_s": round(self.elapsed_run, 6),
+                "scenario_path": summary["scenario_path"]}
+        summary["scenario_path"] = Path(summary["scenario_path"]).name
+        summary["duration_s"] = round(end / 1e9, 9)
+        total = summary["ops"]["total"]
+        summary["ops"]["per_second"] = round(total * 1e9 / end, 1) if end > 0 else 0.0
+        per_cpu = summary["ops"]["per_cpu"]
+        summary["virtual"] = {
+            "costs": vt.costs.to_dict(),
+            "duration_ns": end,
+            "ops_per_second_per_cpu": [round(o * 1e9 / c, 1) if c > 0 else 0.0
+                                       for o, c in zip(per_cpu, vt.busy_until())],
+            **vt.breakdown(),
+        }
+        (self.out / "host.json").write_text(json.dumps(host, indent=2) + "\n")
 
     def _check_quiescent(self, K) -> None:
         """Every invariant at a point where no op is in flight (live objects included)."""
@@ -698,6 +794,8 @@ class Run:
             if self.violations:
                 self.exit = "failed"
                 self.error = f"{len(self.violations)} invariant violation(s): {self.violations[0]}"
+        if self.virtual is not None:
+            elapsed = self.virtual.end / 1e9  # virtual seconds
         stream.write(C.snapshot(K, elapsed))
         ops = C.ops_per_cpu(k)
         total = sum(ops)
@@ -740,6 +838,9 @@ class Run:
             "host": C.host_info(),
             "cpu_times": self.cpu_times,
         }
+        if sc.mode == "virtual" and self.virtual is not None:
+            self._virtual_summary(summary, K)
+            elapsed = summary["duration_s"]
         stream.write({"type": "end", "t": round(elapsed, 6), "exit": self.exit})
         self._write_reports(out, summary)
         log.info("run ended: %s (%s ops in %.2f s)", self.exit, total, elapsed)

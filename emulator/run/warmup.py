@@ -226,6 +226,7 @@ def warm_up(verbose: bool = False, allocators=("slub", "slab"), scripted: bool =
         if scripted:
             warm_kernel(allocators=allocators)
         _warm_loop(allocators, campaign=campaign or scripted)
+        _warm_virtual()
         took = time.monotonic() - t0
     if verbose:
         print(f"slabemu: model ready in {took:.1f} s", file=sys.stderr, flush=True)
@@ -280,6 +281,39 @@ def _warm_loop(allocators, campaign: bool = False) -> None:
                 from ..campaign.strategies import warm_explore
 
                 warm_explore(k, wp, wc)
+
+
+def _warm_virtual() -> None:
+    """Virtual-time mode's event loop (emulator/run/virtual.py) on the tiny machine."""
+    from ..kernel.boot import Kernel
+    from ..machine import structs as S
+    from ..machine.costs import load_costs
+    from ..machine.machine import VIRTUAL_EXTRA_LOCKS
+    from ..workload.generator import WC_NR, WP_NR, seed_workload
+    from ..workload import generator as G
+    from .virtual import RET_BATCH, VirtualClock
+
+    topo = warm_up_topology()
+    with Kernel(topo, "slub", live_cap=9, max_memcgs=8, extra_locks=VIRTUAL_EXTRA_LOCKS) as K:
+        k = K.mem
+        wp = np.zeros(WP_NR, np.int64)
+        wp[G.WP_LIVE_TARGET] = 4
+        wp[G.WP_LIVE_CAP] = 9
+        wp[G.WP_BURST] = 1
+        wp[G.WP_FREE_AT_END] = 1
+        wp[G.WP_BUDGET] = 20
+        wp[G.WP_NR_SPECS] = 1
+        wp[G.WP_TOTAL_WEIGHT] = 1
+        wc = np.zeros((1, WC_NR), np.int64)
+        wc[0] = (1, 64, K.cache("kmalloc-64"), 1)
+        seed_workload(k, 1)
+        k.ctl[0, :] = 0
+        k.ctl[0, S.CTL_NR_WORKERS] = 1
+        vt = VirtualClock(K, topo, load_costs(None), 1)
+        for _ in range(1000):
+            if vt.run(wp, wc, 4096) != RET_BATCH:
+                break
+        vt.finish()
 
 
 # -- a cold compile on two CPUs ------------------------------------------------------------

@@ -53,7 +53,7 @@ __all__ = ["CacheSpec", "Workload", "Faults", "Scenario", "load_scenario", "avai
 CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs" / "scenarios"
 
 ALLOCATORS = ("slub", "slab")
-MODES = ("parallel", "deterministic")
+MODES = ("parallel", "deterministic", "virtual")
 PLACEMENTS = ("compact", "scatter")
 DEFAULT_POLICY = "v2-full"
 KMALLOC_MAX = 8192            # kmalloc-served request sizes: 1..KMALLOC_MAX

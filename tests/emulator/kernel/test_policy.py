@@ -23,16 +23,26 @@ from ...conftest import assert_one_line_config_error
 # Written from the series (docs/series.md §3 and §5, and the v2 cover letter), not from
 # the preset files:
 # (dead_caches, shrink_tolerates_enomem [4], nonpreemptible_free [5],
-#  sync_before_destroy [6], dead_discard_empty [7-8], track_full_slabs [re-parenting])
+#  sync_before_destroy [6], dead_discard_empty [7-8], track_full_slabs [re-parenting],
+#  discard_rule [3.16's ">" kept by v2; 4.0's ">="], dead_cpu_partial [patch 7's
+#  put_cpu_partial check; the RFC's kmem_cache_has_cpu_partial; 4.0's cpu_partial = 0],
+#  memcg_no_cpu_partial [half of re-parenting's cost])
 SD = "self-destruct"
+P7 = "put_cpu_partial"
 EXPECTED = {
-    "pre-series": ("leak", False, False, False, False, False),
-    "v2-1-3": (SD, False, False, False, False, False),
-    "v2-no-5-6": (SD, True, False, False, True, False),   # patches 1-4, 7-8
-    "v2-no-5": (SD, True, False, True, True, False),      # patches 1-4, 6-8
-    "v2-full": (SD, True, True, True, True, False),       # patches 1-8
-    "reparent": (SD, True, True, True, True, True),       # v2-full + full-slab lists
-    "v2-no-4": (SD, False, True, True, True, False),      # patches 1-3, 5-8 (shrink-enomem)
+    "pre-series": ("leak", False, False, False, False, False, "3.16", "keep", False),
+    "v2-1-3": (SD, False, False, False, False, False, "3.16", "keep", False),
+    "v2-no-5-6": (SD, True, False, False, True, False, "3.16", P7, False),   # patches 1-4, 7-8
+    "v2-no-5": (SD, True, False, True, True, False, "3.16", P7, False),      # patches 1-4, 6-8
+    "v2-full": (SD, True, True, True, True, False, "3.16", P7, False),       # patches 1-8
+    "reparent": (SD, True, True, True, True, True, "3.16", P7, False),       # v2-full + full-slab lists
+    "v2-no-4": (SD, False, True, True, True, False, "3.16", P7, False),      # patches 1-3, 5-8 (shrink-enomem)
+    # v2-no-5-6 with the RFC's way of keeping dead caches off cpu partial lists
+    "v2-rfc-cpu-partial": (SD, True, False, False, True, False, "3.16", "has_cpu_partial", False),
+    # Linux 4.0 (d6e0b7fa1186): no patch 5; the memcg's css_free after RCU as patch 6
+    "linux-4.0": (SD, True, False, True, True, False, "4.0", "cpu_partial_zero", False),
+    # v2-full with memcg caches keeping no cpu partial list (reparent's cost, half of it)
+    "no-cpu-partial": (SD, True, True, True, True, False, "3.16", P7, True),
 }
 
 FULL = """\
@@ -56,7 +66,8 @@ def test_preset_switches(name):
     assert tuple(p.switches().values()) == EXPECTED[name]
     assert list(p.switches()) == list(SWITCHES) == [
         "dead_caches", "shrink_tolerates_enomem", "nonpreemptible_free",
-        "sync_before_destroy", "dead_discard_empty", "track_full_slabs"]
+        "sync_before_destroy", "dead_discard_empty", "track_full_slabs",
+        "discard_rule", "dead_cpu_partial", "memcg_no_cpu_partial"]
     assert p.description
     text = (CONFIGS_DIR / f"{name}.toml").read_text()
     assert text.startswith("#"), "every preset starts with a header comment"
@@ -98,6 +109,22 @@ def test_extends_chain_and_relative_path(tmp_path):
     pol = load_policy(str(tmp_path / "top.toml"))
     assert pol.description == "t"
     assert pol.switches() == {**load_policy("pre-series").switches(), "track_full_slabs": True}
+
+
+def test_files_without_the_two_newer_switches_get_v2s(tmp_path):
+    # a policy file written before discard_rule and dead_cpu_partial existed
+    (tmp_path / "a.toml").write_text(FULL)
+    p = load_policy(str(tmp_path / "a.toml"))
+    assert (p.discard_rule, p.dead_cpu_partial) == ("3.16", "put_cpu_partial")
+    (tmp_path / "b.toml").write_text(FULL.replace("dead_discard_empty = true",
+                                                  "dead_discard_empty = false"))
+    p = load_policy(str(tmp_path / "b.toml"))
+    assert (p.discard_rule, p.dead_cpu_partial) == ("3.16", "keep")
+
+
+def test_linux_4_0_differs_from_v2_no_5_in_the_two_slub_switches():
+    a, b = load_policy("v2-no-5").switches(), load_policy("linux-4.0").switches()
+    assert {k for k in a if a[k] != b[k]} == {"discard_rule", "dead_cpu_partial"}
 
 
 def test_reparent_differs_from_v2_full_in_one_switch():
@@ -142,9 +169,15 @@ BAD = [
      "sync_before_destroy", "false with dead_caches = 'leak'"),
     ("leak-with-discard", 'extends = "pre-series"\ndead_discard_empty = true\n',
      "dead_discard_empty", "false with dead_caches = 'leak'"),
-    ("extends-unknown", 'extends = "v9"\n', "extends", "one of: pre-series"),
+    ("extends-unknown", 'extends = "v9"\n', "extends", "one of: linux-4.0, no-cpu-partial, pre-series"),
     ("extends-type", 'extends = 2\n', "extends", "a policy name or file"),
     ("extends-cycle", 'extends = "bad.toml"\n', "extends", "no cycle"),
+    ("discard-rule-value", FULL + 'discard_rule = "3.18"\n', "discard_rule", "'3.16' or '4.0'"),
+    ("discard-rule-type", FULL + "discard_rule = 4.0\n", "discard_rule", "'3.16' or '4.0'"),
+    ("dead-cpu-partial-value", FULL + 'dead_cpu_partial = "flush_all"\n', "dead_cpu_partial",
+     "one of 'keep', 'put_cpu_partial', 'has_cpu_partial', 'cpu_partial_zero'"),
+    ("dead-cpu-partial-without-7", 'extends = "v2-1-3"\ndead_cpu_partial = "put_cpu_partial"\n',
+     "dead_cpu_partial", "'keep' with dead_discard_empty = false"),
 ]
 
 
@@ -162,7 +195,7 @@ def test_bad_policy_file(tmp_path, case_id, text, field, fragment):
 
 
 @pytest.mark.parametrize("spec, field, fragment", [
-    ("no-such-policy", "policy", "one of: pre-series, reparent, v2-1-3"),
+    ("no-such-policy", "policy", "one of: linux-4.0, no-cpu-partial, pre-series, reparent, v2-1-3"),
     ("no-such-policy.toml", "policy", "one of:"),
     ("./missing/p.toml", "file", "an existing policy file"),
 ])

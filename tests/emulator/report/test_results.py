@@ -148,7 +148,7 @@ def _with(path, value):
     (("seed",), True, "seed", "an integer", True),
     (("duration_s",), "2.5", "duration_s", "a number", "2.5"),
     (("allocator",), "slob", "allocator", 'one of "slub", "slab"', "slob"),
-    (("mode",), "fast", "mode", 'one of "parallel", "deterministic"', "fast"),
+    (("mode",), "fast", "mode", 'one of "parallel", "deterministic", "virtual"', "fast"),
     (("exit",), 0, "exit", 'one of "ok", "failed", "crashed", "interrupted"', 0),
     (("error",), 1, "error", "a string", 1),
     (("topology",), [], "topology", "a JSON object", "an array"),
