@@ -10,7 +10,7 @@ from emulator.campaign.spec import RunSpec, build_scenario
 FAULTS_OFF = (("preempt", 0.0), ("race_delay", 0))
 
 
-def small_spec(policy="v2-no-5-6", seed=1, ops=12, strategy="bounded", mode="deterministic",
+def small_spec(policy="v2-no-5-6@4.0", seed=1, ops=12, strategy="bounded", mode="deterministic",
                topology="twonode-2n2c", **kw) -> RunSpec:
     return RunSpec(scenario="uaf-race", policy=policy, allocator="slub", topology=topology,
                    mode=mode, strategy=strategy, seed=seed, ops=ops, faults=FAULTS_OFF, **kw)

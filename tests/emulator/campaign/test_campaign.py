@@ -13,14 +13,14 @@ from emulator.campaign.campaign import Campaign, Params, load_campaign
 from emulator.campaign.engine import DaskEngine, LocalEngine
 from emulator.cli import main
 
-ARGS = ["uaf-race", "--policies", "v2-no-5-6,v2-full", "--topologies", "twonode-2n2c",
+ARGS = ["uaf-race", "--policies", "v2-no-5-6@4.0,v2-full@4.0", "--topologies", "twonode-2n2c",
         "--modes", "deterministic", "--strategy", "bounded,random", "--seeds", "1",
         "--ops", "30", "--faults", "preempt=0,race_delay=0", "--bound", "1", "--bounded-ops", "30",
         "--minimise-budget", "5", "--no-progress"]
 
 
 def _params(**kw):
-    base = dict(scenarios=["uaf-race"], policies=["v2-no-5-6", "v2-full"],
+    base = dict(scenarios=["uaf-race"], policies=["v2-no-5-6@4.0", "v2-full@4.0"],
                 topologies=["twonode-2n2c"], modes=["deterministic"],
                 strategies=["bounded", "random"], seeds=1, ops=30,
                 fault_sets=[{"preempt": 0, "race_delay": 0}], bound=1, minimise_budget=5.0,
@@ -46,13 +46,13 @@ def test_campaign_finds_v2_no_5_6_and_not_v2_full(campaign_dir):
     data = load_campaign(campaign_dir)
     assert len(data["runs"]) == 4 and data["complete"]
     by = {(r["spec"]["policy"], r["spec"]["strategy"]): r for r in data["runs"]}
-    found = by[("v2-no-5-6", "bounded")]
+    found = by[("v2-no-5-6@4.0", "bounded")]
     # fault injection off: the search's own kernel preemption gives the preempted flavour
     assert found["bounded"]["found"] and found["signatures"][0]["kind"] == "cache-use-after-free"
     assert (campaign_dir / found["results"] / "kasan.txt").read_text().count("BUG: KASAN") == 1
-    none = by[("v2-full", "bounded")]
+    none = by[("v2-full@4.0", "bounded")]
     assert none["bounded"]["text"].startswith("no finding within 1 preemptions")
-    assert all(not r["signatures"] for (p, _), r in by.items() if p == "v2-full")
+    assert all(not r["signatures"] for (p, _), r in by.items() if p == "v2-full@4.0")
     [f] = data["findings"]
     assert f["signature"]["kind"] == "cache-use-after-free"
     [rep] = data["reproducers"]

@@ -18,7 +18,7 @@ from .conftest import small_spec
 
 @pytest.mark.parametrize("name", ["random", "pct", "bounded"])
 def test_same_seed_same_schedule(name):
-    spec = small_spec(policy="v2-full", ops=30, strategy=name)
+    spec = small_spec(policy="v2-full@4.0", ops=30, strategy=name)
     runs = []
     for _ in range(2):
         with Machine(build_scenario(spec)) as m:
@@ -27,7 +27,7 @@ def test_same_seed_same_schedule(name):
             assert np.array_equal(runs[-1], again)
     assert len(runs[0]) > 100
     assert np.array_equal(runs[0], runs[1])
-    other = small_spec(policy="v2-full", ops=30, strategy=name, seed=2)
+    other = small_spec(policy="v2-full@4.0", ops=30, strategy=name, seed=2)
     with Machine(build_scenario(other)) as m:
         if name != "bounded":  # bounded's order does not draw from the seed
             assert not np.array_equal(m.run(Strategy(name, steps=240)).schedule, runs[0])
@@ -35,7 +35,7 @@ def test_same_seed_same_schedule(name):
 
 def test_random_strategy_is_the_runners_own_choice(tmp_path):
     """A deterministic run with the random strategy steps exactly as without one."""
-    sc = build_scenario(small_spec(policy="v2-full", ops=40, strategy="random"))
+    sc = build_scenario(small_spec(policy="v2-full@4.0", ops=40, strategy="random"))
     scheds = []
     for i, sched in enumerate((None, Strategy("random", stop_at_report=False))):
         run_scenario(sc, RunOptions(out=str(tmp_path / str(i)), progress=False, quiet=True,
@@ -57,7 +57,7 @@ def test_pct_priorities_and_change_points():
 
 def test_pct_runs_the_highest_priority_cpu():
     """With no change point (d = 1) the top CPU runs every step it can make progress."""
-    spec = small_spec(policy="v2-full", ops=20, strategy="pct")
+    spec = small_spec(policy="v2-full@4.0", ops=20, strategy="pct")
     with Machine(build_scenario(spec)) as m:
         st = Strategy("pct", depth=1, steps=100)
         o = m.run(st)
@@ -75,7 +75,7 @@ def test_bounded_finds_v2_no_5_6(uaf_finding):
     assert sig["access"] == "kmem_cache_free/__slab_free:stat(CPU_PARTIAL_FREE)"
 
 
-@pytest.mark.parametrize("policy", ["v2-no-5-6", "v2-no-5"])
+@pytest.mark.parametrize("policy", ["v2-no-5-6@4.0", "v2-no-5@4.0"])
 def test_bounded_kernel_preemption_finds_the_preempted_flavour(policy):
     """Fault injection off: one preemption of the freeing task by its kworker, chosen by
     the search at a preemption point, is enough under both policies."""
@@ -91,7 +91,7 @@ def test_bounded_kernel_preemption_finds_the_preempted_flavour(policy):
 def test_bounded_cpu_switches_find_the_parallel_flavour():
     """Switching CPUs alone (no kernel preemption): v2-no-5-6's parallel race with one
     preemption on seed 1, 30 ops per CPU."""
-    with Machine(build_scenario(small_spec(policy="v2-no-5-6", ops=30, seed=1))) as m:
+    with Machine(build_scenario(small_spec(policy="v2-no-5-6@4.0", ops=30, seed=1))) as m:
         base = m.run(Strategy("bounded"))
         found = None
         for step, cur, _ in base.points:
@@ -103,7 +103,7 @@ def test_bounded_cpu_switches_find_the_parallel_flavour():
 
 
 def test_bounded_one_preemption_no_finding_for_v2_full():
-    with Machine(build_scenario(small_spec(policy="v2-full"))) as m:
+    with Machine(build_scenario(small_spec(policy="v2-full@4.0"))) as m:
         r = bounded_search(m, 1)
     assert r.outcome is None and r.complete
     assert r.explored == 1 + r.per_level[1] > 50
@@ -112,6 +112,6 @@ def test_bounded_one_preemption_no_finding_for_v2_full():
 
 @pytest.mark.slow
 def test_bounded_two_preemptions_no_finding_for_v2_full():
-    with Machine(build_scenario(small_spec(policy="v2-full"))) as m:
+    with Machine(build_scenario(small_spec(policy="v2-full@4.0"))) as m:
         r = bounded_search(m, 2, max_schedules=100000)
     assert r.outcome is None and r.complete and r.explored > 1000
