@@ -1,6 +1,6 @@
 """Findings of the campaigns that point at the model, kept as reproducers.
 
-tests/data/v2-full-rcu-cb-overflow.repro.json: uaf-race under v2-full, fault injection
+tests/data/v2-full-rcu-cb-overflow.repro.json: uaf-race under v2-full@4.0, fault injection
 off, 4 CPUs, seed 142 with PCT (found by searching seeds x strategies in deterministic
 mode).  PCT leaves CPU 1 without steps inside a kmem_cache_free, so the grace period
 cannot end, while CPU 3 takes memcg after memcg offline.  Each destroy it queues takes a
@@ -29,6 +29,6 @@ def test_v2_full_has_no_use_after_free_with_a_starved_cpu():
     r = load_repro(DATA)
     summary, kasan, _ = replay(r)
     if summary["kasan_total"]:
-        assert summary["policy"]["name"] == "v2-full"
+        assert summary["policy"]["name"].startswith("v2-full")
         pytest.xfail("known model bug: memcontrol.py queue_destroy destroys at once when the "
                      "CPU's call_rcu_sched list is full (rcu_cb_cap), without a grace period")
