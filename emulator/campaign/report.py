@@ -77,7 +77,9 @@ def _fmt_s(v) -> str:
 
 
 def format_strategies(rows: list[dict]) -> str:
-    head = (f"{'policy':<11}{'faults':<26}{'strategy':<25}{'runs':>5}{'found':>6}"
+    pw = max([len(r["policy"]) for r in rows] + [9]) + 2
+    fw = max([len(r["faults"]) for r in rows] + [9]) + 2
+    head = (f"{'policy':<{pw}}{'faults':<{fw}}{'strategy':<23}{'runs':>5}{'found':>6}"
             f"{'median time':>13}{'median ops':>12}  notes")
     lines = [head]
     for r in rows:
@@ -91,7 +93,7 @@ def format_strategies(rows: list[dict]) -> str:
                          + (f", {b['no_finding']} with no finding within B={b['B']}"
                             if b["no_finding"] else "")
                          + (f", {b['cut']} cut" if b["cut"] else ""))
-        lines.append(f"{r['policy']:<11}{r['faults'][:25]:<26}{r['strategy']:<25}{r['runs']:>5}"
+        lines.append(f"{r['policy']:<{pw}}{r['faults']:<{fw}}{r['strategy']:<23}{r['runs']:>5}"
                      f"{r['found']:>6}{_fmt_s(r['median_s']):>13}"
                      f"{(str(int(r['median_ops'])) if r['median_ops'] is not None else '-'):>12}"
                      f"  {'; '.join(notes)}".rstrip())
