@@ -9,6 +9,9 @@ Invariants (all checked by `validate`, which every loader calls):
 - ``arch`` is ``x86_64`` (page size 4096) or ``arm64`` (page size 4096, 16384 or 65536,
   the three ``CONFIG_ARM64_*K_PAGES`` choices); ``cache_line`` is a power of two in
   32..256 (``L1_CACHE_BYTES``: 64 on x86_64, 64 or 128 on arm64).
+- ``kernel_era`` is one of `KERNEL_ERAS`: the kernel generation whose arch constants
+  apply (only arm64's ARCH_DMA_MINALIGN differs: 64 for "3.16", the default and the
+  series' base, 128 for "4.7", kernels 4.7 to 6.4; see kernel/geometry.py).
 - ``nodes`` is sorted by id, ids are distinct and non-negative; each node's ``cpus``
   are sorted and distinct; a CPU belongs to exactly one node.  Memoryless nodes (CPUs,
   no memory) and CPU-less nodes (memory, no CPUs) are legal, as in Linux.
@@ -43,6 +46,8 @@ __all__ = [
 
 ARCHES = ("x86_64", "arm64")
 PAGE_SIZES = {"x86_64": (4096,), "arm64": (4096, 16384, 65536)}
+KERNEL_ERAS = ("3.16", "4.7")
+DEFAULT_KERNEL_ERA = "3.16"
 LOCAL_DISTANCE = 10
 REMOTE_DISTANCE = 20
 MAX_DISTANCE = 254
@@ -102,6 +107,7 @@ class Topology:
     distances: tuple[tuple[int, ...], ...]
     cpus: tuple[Cpu, ...]
     source: str = field(default="", compare=False)
+    kernel_era: str = DEFAULT_KERNEL_ERA
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(self.nodes))
@@ -201,7 +207,7 @@ class Topology:
             "nodes": [n.to_dict() for n in self.nodes],
             "distances": [list(row) for row in self.distances],
             "cpus": [c.to_dict() for c in self.cpus],
-        }
+        } | ({"kernel_era": self.kernel_era} if self.kernel_era != DEFAULT_KERNEL_ERA else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> "Topology":
@@ -210,8 +216,9 @@ class Topology:
             raise ConfigError(source, "topology", "a mapping", type(data).__name__)
         keys = {"name", "arch", "page_size", "cache_line", "nodes", "distances", "cpus"}
         for key in data:
-            if key not in keys:
+            if key not in keys | {"kernel_era"}:
                 raise ConfigError(source, str(key), "one of " + ", ".join(sorted(keys)))
+        era = data.get("kernel_era", DEFAULT_KERNEL_ERA)
         for key in keys:
             if key not in data:
                 raise ConfigError(source, key, "a value (the key is missing)")
@@ -236,7 +243,8 @@ class Topology:
         topo = cls(name=name, arch=arch,
                    page_size=_as_int(data["page_size"], source, "page_size"),
                    cache_line=_as_int(data["cache_line"], source, "cache_line"),
-                   nodes=tuple(nodes), distances=distances, cpus=tuple(cpus), source=source)
+                   nodes=tuple(nodes), distances=distances, cpus=tuple(cpus), source=source,
+                   kernel_era=era)
         return validate(topo)
 
     def summary(self) -> str:
@@ -294,6 +302,8 @@ def validate(topo: Topology) -> Topology:
         raise ConfigError(src, "page_size",
                           f"a page size {topo.arch} supports ({', '.join(map(str, legal_pages))})",
                           topo.page_size)
+    if topo.kernel_era not in KERNEL_ERAS:
+        raise ConfigError(src, "kernel_era", " or ".join(f'"{e}"' for e in KERNEL_ERAS), topo.kernel_era)
     cl = topo.cache_line
     if isinstance(cl, bool) or not isinstance(cl, int) or cl < 32 or cl > 256 or cl & (cl - 1):
         raise ConfigError(src, "cache_line", "a power of two from 32 to 256", cl)
@@ -412,4 +422,4 @@ def scale_memory(topo: Topology, cap: int) -> Topology:
         alloc[i] -= 1
     nodes = tuple(Node(n.id, n.cpus, alloc.get(i, 0) * MEMORY_GRANULE) for i, n in enumerate(topo.nodes))
     return validate(Topology(topo.name, topo.arch, topo.page_size, topo.cache_line, nodes,
-                             topo.distances, topo.cpus, topo.source))
+                             topo.distances, topo.cpus, topo.source, topo.kernel_era))

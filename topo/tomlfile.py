@@ -9,6 +9,7 @@ Explicit nodes::
     arch = "x86_64"                # x86_64 (default) or arm64
     page_size = 4096               # default 4096
     cache_line = 64                # default 64
+    kernel_era = "3.16"            # default "3.16"; "4.7": arm64's ARCH_DMA_MINALIGN 128
     memory_cap = "1GiB"            # optional: scale memory down to this total
     threads_per_core = 2           # optional default for the nodes (default 1)
     distances = [[10, 21], [21, 10]]   # optional SLIT, rows/columns in node-id order
@@ -56,7 +57,8 @@ from .synthetic import parse_synthetic
 
 __all__ = ["load_toml", "parse_toml", "read_toml"]
 
-_COMMON_KEYS = {"name", "description", "arch", "page_size", "cache_line", "memory_cap", "distances"}
+_COMMON_KEYS = {"name", "description", "arch", "page_size", "cache_line", "memory_cap", "distances",
+                "kernel_era"}
 _NODE_FORM_KEYS = _COMMON_KEYS | {"node", "threads_per_core"}
 _SYNTHETIC_FORM_KEYS = _COMMON_KEYS | {"synthetic", "memory"}
 _NODE_KEYS = {"id", "cpus", "memory", "package", "threads_per_core", "smt_order"}
@@ -141,6 +143,8 @@ def parse_toml(data: dict[str, Any], *, source: str, default_name: str = "topolo
             topo = validate(replace(topo, distances=distances))
     else:
         topo = _explicit_nodes(data, source, name, arch, page_size, cache_line, distances)
+    if "kernel_era" in data:
+        topo = validate(replace(topo, kernel_era=_str(data["kernel_era"], source, "kernel_era")))
     if cap is not None:
         topo = scale_memory(topo, cap)
     return topo

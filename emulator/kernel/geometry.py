@@ -165,6 +165,7 @@ class MachineParams:
     arch: str
     totalram_pages: int
     nr_node_ids: int = 1
+    kernel_era: str = "3.16"   # topo.KERNEL_ERAS: which ARCH_DMA_MINALIGN (kmalloc_params)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHES:
@@ -175,6 +176,8 @@ class MachineParams:
                 raise ValueError(f"{field_name} must be a power of two, not {v}")
         if self.page_size < 4096:
             raise ValueError(f"page_size must be at least 4096, not {self.page_size}")
+        if self.kernel_era not in ("3.16", "4.7"):
+            raise ValueError(f"kernel_era must be 3.16 or 4.7, not {self.kernel_era!r}")
         if self.nr_cpu_ids < 1 or self.nr_node_ids < 1 or self.totalram_pages < 0:
             raise ValueError("nr_cpu_ids and nr_node_ids must be >= 1, totalram_pages >= 0")
 
@@ -194,7 +197,7 @@ class MachineParams:
         return cls(page_size=int(topo.page_size), cache_line=int(topo.cache_line),
                    nr_cpu_ids=nr_cpu_ids, arch=str(topo.arch),
                    totalram_pages=int(topo.memory_total) // int(topo.page_size),
-                   nr_node_ids=nr_node_ids)
+                   nr_node_ids=nr_node_ids, kernel_era=str(getattr(topo, "kernel_era", "3.16")))
 
 
 def _check_allocator(allocator: str) -> None:
@@ -218,22 +221,28 @@ class KmallocParams:
     slab_obj_min_size: int       # SLAB_OBJ_MIN_SIZE
 
 
-def _arch_dma_minalign(arch: str) -> int | None:
+def _arch_dma_minalign(arch: str, era: str = "3.16") -> int | None:
     """ARCH_DMA_MINALIGN, or None where the arch leaves it undefined.
 
     x86_64 does not define it (so kmalloc alignment is __alignof__(unsigned long long)).
-    arm64 3.16 (arch/arm64/include/asm/cache.h) defines it as L1_CACHE_BYTES with
-    L1_CACHE_SHIFT 6, i.e. 64, whatever the CPU's real line size; 4.4 ("arm64: Increase
-    the max granular size") raised L1_CACHE_SHIFT to 7, which is what newer trees show.
+    arm64 (arch/arm64/include/asm/cache.h) defines it as L1_CACHE_BYTES, whatever the
+    CPU's real line size: L1_CACHE_SHIFT 6, i.e. 64, in 3.16 (era "3.16", the default);
+    4.7 ("arm64: Increase the max granular size", for ThunderX's 128-byte lines) raised
+    L1_CACHE_SHIFT to 7, so 128 (era "4.7"): KMALLOC_MIN_SIZE 128, and kmalloc-8 to
+    kmalloc-96 and kmalloc-192 no longer exist.  Later kernels keep ARCH_DMA_MINALIGN
+    128 (with L1_CACHE_BYTES back at 64) until 6.5 decoupled kmalloc's minimum
+    alignment from it (bouncing unaligned DMA); that era is not modelled.
     """
-    return 64 if arch == "arm64" else None
+    if arch != "arm64":
+        return None
+    return 128 if era == "4.7" else 64
 
 
 def kmalloc_params(allocator: str, mp: MachineParams) -> KmallocParams:
     """The kmalloc constants of include/linux/slab.h (3.16) for `allocator` on `mp`."""
     _check_allocator(allocator)
     page_shift = mp.page_shift
-    dma = _arch_dma_minalign(mp.arch)
+    dma = _arch_dma_minalign(mp.arch, mp.kernel_era)
     if dma is not None and dma > 8:
         minalign, min_size, shift_low = dma, dma, ilog2(dma)
     else:

@@ -163,6 +163,7 @@ def memcg_alloc(k, cpu, parent):
     k.memcg[m, S.MEMCG_KMEM_PAGES] = 0
     k.memcg[m, S.MEMCG_CREATED_BY] = cpu
     k.memcg[m, S.MEMCG_OFFLINED_BY] = -1
+    # release: the row above, paired with memcg_cache_lookup's load_acquire of the state
     store_release(k.memcg, (m, S.MEMCG_STATE), S.MEMCG_ONLINE)
     return m
 
@@ -207,6 +208,7 @@ def memcg_create_kmem_cache(k, root, m, cpu):
     p[s, S.MEMCG_CACHE_PARAMS_LEAKED] = 0
     fetch_add(k.memcg, (m, S.MEMCG_NR_CACHES), 1)  # css_get()
     store_release(k.kmem_cache, (s, S.KMEM_CACHE_STATE), S.CACHE_ACTIVE)
+    # release: the whole new cache, paired with memcg_cache_lookup's load_acquire
     store_release(k.memcg_caches, (m, root), s)
     spin_unlock(k.lock, mutex)
     return s
@@ -230,6 +232,8 @@ def kmem_cache_release(k, s, cpu, phase):
     k.kmem_cache[s, S.KMEM_CACHE_FREED_PHASE] = phase
     k.kmem_cache[s, S.KMEM_CACHE_FREED_ROOT] = root
     k.kmem_cache[s, S.KMEM_CACHE_FREED_MEMCG] = m
+    # seq_cst add: a release of the freed_* fields above, paired with cache_touch's
+    # load_acquire of gen (its report reads them)
     fetch_add(k.kmem_cache, (s, S.KMEM_CACHE_GEN), 1)
     store_release(k.kmem_cache, (s, S.KMEM_CACHE_STATE), S.CACHE_FREE)
     for cpu_i in range(cpus):  # free_percpu(s->cpu_slab): poisoned, never read again
@@ -287,9 +291,11 @@ def mark_dead(k, s):
     __kmem_cache_shrink(s, deactivate=true) (commit d6e0b7fa1186) also sets
     s->cpu_partial = 0 (config dead_cpu_partial 3, "cpu_partial_zero"), then
     kick_all_cpus_sync()."""
-    store_release(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DEAD), 1)
     if k.config[S.CONFIG_DEAD_DISCARD_EMPTY] != 0 and \
             k.kmem_cache[s, S.KMEM_CACHE_ALLOCATOR] == S.ALLOCATOR_SLUB:
         k.kmem_cache[s, S.KMEM_CACHE_MIN_PARTIAL] = 0
         if k.config[S.CONFIG_DEAD_CPU_PARTIAL] == 3:  # slub.DEAD_CPU_PARTIAL_ZERO
             k.kmem_cache[s, S.KMEM_CACHE_CPU_PARTIAL_OBJECTS] = 0
+    # release, after min_partial and cpu_partial (so a CPU that sees the cache dead sees
+    # them 0 too), paired with memcg_cache_dead's load_acquire
+    store_release(k.memcg_cache_params, (s, S.MEMCG_CACHE_PARAMS_DEAD), 1)

@@ -419,6 +419,7 @@ def _handle_pending_ipis(k, cpu):
         elif kind == IPI_DRAIN:
             if cache_touch(k, s, gen, cpu, -1, 0, 0):
                 SLAB.do_drain(k, s, cpu)
+        # seq_cst add: releases the handler's writes, paired with the sender's load_acquire
         fetch_add(k.cpu, (msg[3], S.CPU_IPI_ACKS), 1)
         n += 1
     k.cpu[cpu, S.CPU_IPIS_HANDLED] += n
@@ -550,6 +551,7 @@ def _slab_shrink(k, t, op, phase, cpu, s, gen):
     node's alien arrays, then every node's shared array), then drain_freelist per node;
     one node per phase.  Returns the next phase, SH_DONE or SH_BLOCKED."""
     if phase == PH_SHRINK_WAIT:
+        # acquire, paired with _handle_pending_ipis' fetch_add of the ack: the IPIs' work is seen
         if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
             return SH_BLOCKED
         on_each_cpu_local(k, s, gen, cpu, IPI_DRAIN, t, op, phase)  # do_drain here, last
@@ -663,6 +665,7 @@ def _slub_shrink(k, t, op, phase, cpu, s, gen):
     phase, SH_DONE or SH_BLOCKED.  With TF_SHUTDOWN (__kmem_cache_shutdown) no array is
     allocated: empty slabs are freed, nothing is sorted."""
     if phase == PH_SHRINK_WAIT:  # flush_all: wait for every IPI to be acknowledged
+        # acquire, paired with _handle_pending_ipis' fetch_add of the ack: the IPIs' work is seen
         if load_acquire(k.cpu, (cpu, S.CPU_IPI_ACKS)) < k.task[t, S.TASK_ITER]:
             return SH_BLOCKED
         on_each_cpu_local(k, s, gen, cpu, IPI_FLUSH_CPU_SLAB, t, op, phase)  # here, last

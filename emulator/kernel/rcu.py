@@ -36,6 +36,7 @@ CHECK_EVERY = 16  # quiescent states between two looks at every CPU's rcu_gp_see
 @njit(cache=True)
 def rcu_request_gp(k):
     """The grace period a caller must wait for (one that starts after now); requested."""
+    # grace-period words: written by cmpxchg (seq_cst), read with load_acquire everywhere
     target = load_acquire(k.rcu, (0, S.RCU_GP_STARTED)) + 1
     while True:
         req = load_acquire(k.rcu, (0, S.RCU_GP_REQUESTED))
@@ -51,8 +52,11 @@ def rcu_gp_advance(k):
     completed = load_acquire(k.rcu, (0, S.RCU_GP_COMPLETED))
     if completed < started:
         for c in range(k.machine[0, S.MACHINE_NR_CPUS]):
+            # acquire, paired with rcu_qs's store_release: c's read-side accesses are done
             if load_acquire(k.cpu, (c, S.CPU_RCU_GP_SEEN)) < started:
                 return
+        # seq_cst: passes on what the acquires above saw, paired with the waiters'
+        # load_acquire of gp_completed (rcu_do_callbacks, rcu_sync_done)
         cmpxchg(k.rcu, (0, S.RCU_GP_COMPLETED), completed, started)
         completed = started
     if completed == started and load_acquire(k.rcu, (0, S.RCU_GP_REQUESTED)) > started:
@@ -68,6 +72,8 @@ def rcu_qs(k, cpu):
     started = load_acquire(k.rcu, (0, S.RCU_GP_STARTED))
     fresh = k.cpu[cpu, S.CPU_RCU_GP_SEEN] < started
     if fresh:
+        # release: this CPU's accesses before the quiescent state, paired with
+        # rcu_gp_advance's load_acquire of rcu_gp_seen
         store_release(k.cpu, (cpu, S.CPU_RCU_GP_SEEN), started)
     if fresh or n % CHECK_EVERY == 0 or load_acquire(k.rcu, (0, S.RCU_GP_REQUESTED)) > started:
         rcu_gp_advance(k)

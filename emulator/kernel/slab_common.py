@@ -27,7 +27,7 @@ from __future__ import annotations
 from numba import njit
 
 from ..machine import structs as S
-from ..machine.atomics import fetch_add
+from ..machine.atomics import fetch_add, load_acquire
 from ..machine.machine import ac_alien_row, ac_cpu_row, ac_shared_row, alien_lock_row, list_lock_row
 from .kasan import (
     KASAN_KMALLOC_FREE,
@@ -177,6 +177,8 @@ def init_cache_rows(k, s):
 @njit(cache=True)
 def kasan_report(k, bug, cpu, task, op, phase, addr, size, cache, shadow):
     """Record one report (kasan_report / kasan_report_error)."""
+    # the count claims a row; rows are read only once every writer has stopped (the parent
+    # after joining the workers, or the process that wrote them), so need no release
     n = fetch_add(k.kasan_report, (0, 0), 1)
     if n < k.kasan_report.shape[0] - 1:
         r = n + 1
@@ -209,7 +211,8 @@ def cache_touch(k, s, gen, cpu, task, op, phase):
 
     Returns True when the cache is still the one the task took.  Otherwise reports a
     use-after-free of the kmem_cache descriptor (always on, whatever `kasan` says)."""
-    if k.kmem_cache[s, S.KMEM_CACHE_GEN] == gen:
+    # acquire, paired with kmem_cache_release's fetch_add of gen (the report reads freed_*)
+    if load_acquire(k.kmem_cache, (s, S.KMEM_CACHE_GEN)) == gen:
         return True
     report_cache_uaf(k, s, cpu, task, op, phase)
     return False

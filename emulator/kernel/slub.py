@@ -231,6 +231,8 @@ def has_cpu_partial(k, s):
 
 @njit(cache=True)
 def cmpxchg_double_slab(k, c, pfn, old, new):
+    # seq_cst: a push (set_freepointer, then this) releases the link; a taker reads links
+    # only after its own CAS succeeded (acquire), so the relaxed loads before it suffice
     if cmpxchg(k.page, (pfn, S.PAGE_FREELIST), old, new) == old:
         return True
     stat(k, c, S.CMPXCHG_DOUBLE_FAIL)

@@ -11,8 +11,9 @@ EPYC, an arm64 server), every number citing its public source in the file.  The 
               shared, other): what the holder does between spin_lock and spin_unlock;
   [slub]      SLUB's fast and slow paths, one number per CONFIG_SLUB_STATS event (an
               event's cost stands for the kernel path that counts it: 3.16 counts
-              ALLOC_SLOWPATH only at __slab_alloc's redo:, so the way to new_slab from
-              no cpu slab costs alloc_slab alone);
+              ALLOC_SLOWPATH once per __slab_alloc call, in slab_alloc_node after it
+              returns (Dave Hansen's "mm: slub: fix ALLOC_SLOWPATH stat"), so the way
+              to new_slab from no cpu slab costs alloc_slowpath + alloc_slab);
   [slab]      SLAB's, one per STATS_INC_* event of mm/slab.c;
   [ipi]       smp_call_function: sending one IPI (the sender, per target) and handling
               one (the target);

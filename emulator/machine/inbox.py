@@ -46,7 +46,7 @@ def inbox_send(inbox, slots, cpu, msg):
     pos = load_relaxed(inbox, (cpu, INBOX_PRODUCER, INBOX_POS))
     while True:
         i = pos % cap
-        seq = load_acquire(slots, (cpu, i, SLOT_SEQ))
+        seq = load_acquire(slots, (cpu, i, SLOT_SEQ))  # pairs with inbox_recv's release
         dif = seq - pos
         if dif == 0:
             seen = cmpxchg(inbox, (cpu, INBOX_PRODUCER, INBOX_POS), pos, pos + 1)
@@ -62,6 +62,7 @@ def inbox_send(inbox, slots, cpu, msg):
     n = min(width, msg.shape[0])
     for k in range(n):
         slots[cpu, i, 1 + k] = msg[k]
+    # release: the payload, paired with inbox_recv's load_acquire of seq
     store_release(slots, (cpu, i, SLOT_SEQ), pos + 1)
     return True
 
@@ -73,12 +74,14 @@ def inbox_recv(inbox, slots, cpu, out):
     width = slots.shape[2] - 1
     pos = inbox[cpu, INBOX_CONSUMER, INBOX_POS]
     i = pos % cap
-    seq = load_acquire(slots, (cpu, i, SLOT_SEQ))
+    seq = load_acquire(slots, (cpu, i, SLOT_SEQ))  # pairs with inbox_send's store_release
     if seq != pos + 1:
         return False
     n = min(width, out.shape[0])
     for k in range(n):
         out[k] = slots[cpu, i, 1 + k]
+    # release: our reads of the payload are done before a producer may reuse the slot,
+    # paired with inbox_send's load_acquire of seq
     store_release(slots, (cpu, i, SLOT_SEQ), pos + cap)
     inbox[cpu, INBOX_CONSUMER, INBOX_POS] = pos + 1
     inbox[cpu, INBOX_CONSUMER, INBOX_COUNT] += 1

@@ -272,6 +272,7 @@ def spin_unlock(locks, row):
     """spin_unlock(&lock): account the hold time, then a release store of 0."""
     if locks[row, LOCK_STATS] != 0:
         _stats_released(locks, row)
+    # release: the critical section, paired with the next holder's cmpxchg (acquire)
     store_release(locks, (row, LOCK_WORD), 0)
 
 
@@ -353,9 +354,9 @@ def spin_barrier(arr, idx, n):
 
     The word is used once (it is never reset): give each barrier its own word.
     """
-    fetch_add(arr, idx, 1)
+    fetch_add(arr, idx, 1)  # seq_cst: releases what this party did before the barrier
     k = 0
-    while load_acquire(arr, idx) < n:
+    while load_acquire(arr, idx) < n:  # acquire: and sees what the others did
         cpu_relax()
         k += 1
         if k >= SPIN_BEFORE_YIELD:

@@ -256,6 +256,9 @@ def kernel_slabinfo_rows(kernel) -> list[dict[str, Any]]:
         if mem.kmem_cache[s, S.KMEM_CACHE_STATE] != S.CACHE_ACTIVE:
             continue
         geom = info.geometry
+        # a memcg child cache goes by its own name, "<root>(<id>:<cgroup>)", as in
+        # memory.kmem.slabinfo (memcg_create_kmem_cache); its geometry is its root's
+        name = info.name if info.root >= 0 else None
         nrow = mem.kmem_cache_node[s * nodes:(s + 1) * nodes]
         num_slabs = int(nrow[:, S.KMEM_CACHE_NODE_NR_SLABS].sum())
         if isinstance(geom, SlubGeometry):
@@ -269,7 +272,8 @@ def kernel_slabinfo_rows(kernel) -> list[dict[str, Any]]:
                     inuse = (w >> S.SLUB_FC_INUSE_SHIFT) & 0xFFFF
                     free += objects - inuse
                     p = int(mem.page[p, S.PAGE_LRU_NEXT])
-            row = SlabinfoRow.from_geometry(geom, active_objs=num_objs - free, num_objs=num_objs,
+            row = SlabinfoRow.from_geometry(geom, name=name, active_objs=num_objs - free,
+                                            num_objs=num_objs,
                                             active_slabs=num_slabs, num_slabs=num_slabs)
         else:
             num = geom.num
@@ -285,7 +289,8 @@ def kernel_slabinfo_rows(kernel) -> list[dict[str, Any]]:
                 if sh >= 0:
                     shared += int(mem.array_cache[sh, S.ARRAY_CACHE_AVAIL])
             active_slabs = full + int(nrow[:, S.KMEM_CACHE_NODE_NR_PARTIAL].sum())
-            row = SlabinfoRow.from_geometry(geom, active_objs=full * num + partial_active,
+            row = SlabinfoRow.from_geometry(geom, name=name,
+                                            active_objs=full * num + partial_active,
                                             num_objs=num_slabs * num, active_slabs=active_slabs,
                                             num_slabs=num_slabs, sharedavail=shared)
         rows.append(row.to_dict())

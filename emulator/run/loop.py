@@ -71,6 +71,7 @@ def wait_start(k, timeout_spins):
     fetch_add(k.ctl, (0, S.CTL_START), 1)
     need = k.ctl[0, S.CTL_NR_WORKERS] + 1
     spins = 0
+    # acquire, paired with the last arrival's fetch_add (the parent's atomic_add)
     while load_acquire(k.ctl, (0, S.CTL_START)) < need:
         if load_relaxed(k.ctl, (0, S.CTL_ABORT)) != 0:
             return False
@@ -212,9 +213,11 @@ def global_idle(k):
 @njit(cache=True)
 def _pause(k, cpus):
     """Wait while ctl.pause is set, taking IPIs.  False on abort."""
+    # seq_cst add: releases this worker's finished ops, paired with runner._pause's acquire
     fetch_add(k.ctl, (0, S.CTL_PAUSED), 1)
     spins = 0
     ok = True
+    # acquire, paired with the parent's release_store of 0 after its checker's reads
     while load_acquire(k.ctl, (0, S.CTL_PAUSE)) != 0:
         if load_relaxed(k.ctl, (0, S.CTL_ABORT)) != 0:
             ok = False
@@ -241,9 +244,10 @@ def _control(k, cpus, tpc, ws):
     if load_relaxed(k.ctl, (0, S.CTL_ABORT)) != 0:
         return RET_ABORTED
     if k.ctl[0, S.CTL_STOP_ON_ERROR] != 0 and load_relaxed(k.kasan_report, (0, 0)) > 0:
-        store_release(k.ctl, (0, S.CTL_ERROR), 1)
+        store_release(k.ctl, (0, S.CTL_ERROR), 1)  # pairs with the runner's acquire_load
         store_release(k.ctl, (0, S.CTL_ABORT), 1)
         return RET_ABORTED
+    # acquire, paired with the store_release of finish (below, or runner._maybe_finish)
     if load_acquire(k.ctl, (0, S.CTL_FINISH)) != 0:
         return RET_FINISHED
     if load_relaxed(k.ctl, (0, S.CTL_PAUSE)) != 0 and _quiet(k, cpus, tpc):
@@ -252,7 +256,7 @@ def _control(k, cpus, tpc, ws):
     if _all_done(k, cpus, tpc):
         if ws[WS_DONE_SIGNALLED] == 0:
             ws[WS_DONE_SIGNALLED] = 1
-            fetch_add(k.ctl, (0, S.CTL_DONE), 1)
+            fetch_add(k.ctl, (0, S.CTL_DONE), 1)  # releases our rows: runner's acquire_load
         if k.ctl[0, S.CTL_NR_WORKERS] == 1 and global_idle(k):
             store_release(k.ctl, (0, S.CTL_FINISH), 1)
             return RET_FINISHED

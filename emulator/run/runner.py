@@ -50,6 +50,7 @@ from ..kernel.ops import OP_NAMES, OP_NONE, phase_name
 from ..kernel.page_alloc import set_fail_injection
 from ..kernel.policy import DEAD_CPU_PARTIAL, DISCARD_RULES
 from ..machine import structs as S
+from ..machine.hostsync import acquire_load, atomic_add, release_store
 from ..machine.machine import VIRTUAL_EXTRA_LOCKS
 from ..machine.prng import STREAM_WORKER, seed_stream
 from ..workload.generator import live_cap, seed_workload, workload_params
@@ -589,7 +590,9 @@ class Run:
             self._await_start(k, nworkers)
             if self.exit != "ok":
                 return
-            k.ctl[0, S.CTL_START] += 1  # the last arrival: every worker goes
+            # the last arrival: every worker goes.  A seq_cst add (a release of the parent's
+            # setup) paired with wait_start's load_acquire of ctl.start.
+            atomic_add(k.ctl, 0, S.CTL_START, 1)
             self.t_start = time.monotonic()
             self._event("start", workers=nworkers)
             self._watch(K, progress)
@@ -611,7 +614,7 @@ class Run:
 
     def _await_start(self, k, nworkers: int) -> None:
         deadline = time.monotonic() + self.opt.start_timeout
-        while k.ctl[0, S.CTL_START] < nworkers:
+        while acquire_load(k.ctl, 0, S.CTL_START) < nworkers:  # pairs: wait_start's fetch_add
             if self._check_exits():
                 return
             if time.monotonic() > deadline:
@@ -646,7 +649,7 @@ class Run:
             self._check_exits()
             if all(p.exitcode is not None for p in self.procs):
                 return
-            if k.ctl[0, S.CTL_ERROR] and self.exit == "ok":
+            if acquire_load(k.ctl, 0, S.CTL_ERROR) and self.exit == "ok":  # pairs: _control's release
                 self.exit = "failed"
                 self.error = "a KASAN report with --stop-on-error"
                 self._event("stop", reason="kasan")
@@ -656,15 +659,18 @@ class Run:
                     self._kill_workers()
                 continue
             if sc.duration is not None and elapsed >= sc.duration and k.ctl[0, S.CTL_STOP] == 0:
-                k.ctl[0, S.CTL_STOP] = 1
+                release_store(k.ctl, 0, S.CTL_STOP, 1)  # a flag: wl_issue reads it relaxed
                 self._event("stop", reason="duration")
             idle_seen = self._maybe_finish(K, idle_seen)
-            if opt.check_interval > 0 and now - last_check >= opt.check_interval and k.ctl[0, S.CTL_DONE] == 0:
+            if opt.check_interval > 0 and now - last_check >= opt.check_interval \
+                    and acquire_load(k.ctl, 0, S.CTL_DONE) == 0:
                 last_check = now
                 if self._pause(k):
                     self._check_quiescent(K)
                     self.stream.write(C.snapshot(K, now - self.t_start) | {"consistent": True})
-                    k.ctl[0, S.CTL_PAUSE] = 0
+                    # release: the checker's reads above are done before any worker resumes
+                    # (pairs with _pause's load_acquire of ctl.pause)
+                    release_store(k.ctl, 0, S.CTL_PAUSE, 0)
             steps = int(k.wl[:, S.WORKLOAD_STEPS].sum()) + int(k.cpu[:, S.CPU_IPIS_HANDLED].sum())
             if steps != last_steps:
                 last_steps, last_move = steps, now
@@ -679,22 +685,25 @@ class Run:
         from .loop import global_idle
 
         k = K.mem
-        if k.ctl[0, S.CTL_DONE] < len(self.procs) or not global_idle(k):
+        # acquire, paired with the workers' fetch_add of ctl.done (a release of their rows)
+        if acquire_load(k.ctl, 0, S.CTL_DONE) < len(self.procs) or not global_idle(k):
             return None
         mark = (int(k.wl[:, S.WORKLOAD_STEPS].sum()), int(k.cpu[:, S.CPU_IPIS_HANDLED].sum()))
         if idle_seen == mark:
-            k.ctl[0, S.CTL_FINISH] = 1
+            release_store(k.ctl, 0, S.CTL_FINISH, 1)  # pairs: _control's load_acquire
             return None
         return mark
 
     def _pause(self, k) -> bool:
         """Ask every worker to pause; True once all have (ctl.pause stays set)."""
-        k.ctl[0, S.CTL_PAUSE] = 1
+        release_store(k.ctl, 0, S.CTL_PAUSE, 1)  # read relaxed by _control (a request)
         deadline = time.monotonic() + 10.0
-        while k.ctl[0, S.CTL_PAUSED] < len(self.procs):
-            if k.ctl[0, S.CTL_DONE] > 0 or k.ctl[0, S.CTL_ABORT] or time.monotonic() > deadline \
+        # acquire, paired with _pause's fetch_add of ctl.paused: every paused worker's
+        # writes (its ops finished) are visible to the checker that reads the tables next
+        while acquire_load(k.ctl, 0, S.CTL_PAUSED) < len(self.procs):
+            if acquire_load(k.ctl, 0, S.CTL_DONE) > 0 or k.ctl[0, S.CTL_ABORT] or time.monotonic() > deadline \
                     or any(p.exitcode is not None for p in self.procs):
-                k.ctl[0, S.CTL_PAUSE] = 0
+                release_store(k.ctl, 0, S.CTL_PAUSE, 0)
                 return False
             time.sleep(0.0005)
         return True

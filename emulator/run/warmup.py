@@ -277,6 +277,9 @@ def _warm_loop(allocators, campaign: bool = False) -> None:
                                *worker_buffers(k)) != RET_BATCH:
                     break
                 ws[2] = 0
+            # the parent's side of the control words (runner.py), before it forks
+            from ..machine.hostsync import acquire_load, atomic_add, release_store
+            release_store(k.ctl, 0, S.CTL_START, atomic_add(k.ctl, 0, S.CTL_START, acquire_load(k.ctl, 0, 0)))
             if campaign:  # the campaign's strategies' loop (emulator/campaign/sched.py)
                 from ..campaign.strategies import warm_explore
 

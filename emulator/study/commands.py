@@ -58,8 +58,8 @@ def add_study(sub: argparse._SubParsersAction) -> None:
         description="Run a study's scenarios in virtual mode, print its table next to the "
                     "published numbers and draw its figure.  davydov: free N node-local "
                     "objects per CPU into a live and a dead SLAB cache, 64-1024 bytes; "
-                    "reparent: contended same-node kfree with and without full-slab "
-                    "tracking; scaling: one dead cache's frees with 1-12 CPUs on one node.")
+                    "reparent: contended same-node kfree into one memcg's cache, without "
+                    "cpu partial lists and with full-slab tracking; scaling: one dead cache's frees with 1-12 CPUs on one node.")
     p.add_argument("name", choices=STUDIES, metavar="NAME", help=", ".join(STUDIES))
     p.add_argument("--objects", type=_positive_int, metavar="N",
                    help="objects freed per CPU (davydov, scaling; default 10000, the review "

@@ -1,5 +1,5 @@
-"""What the studies share: building scenario variants, running them in virtual mode,
-and reading the numbers they report from summary.json."""
+"""What the studies share: building scenario variants and reading the numbers they
+report from summary.json (the runs themselves: staged.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..run.runner import RunOptions, run_scenario
 from ..workload.scenario import Scenario, load_scenario
-from topo.errors import ConfigError
 
 
 def variant(base: str | Scenario, **changes: Any) -> Scenario:
@@ -24,14 +22,6 @@ def variant(base: str | Scenario, **changes: Any) -> Scenario:
             d[key] = value
     d["mode"] = "virtual"
     return Scenario.from_dict(d, source=f"study variant of {sc.name}")
-
-
-def run_virtual(sc: Scenario, out: Path, costs: str | None) -> dict:
-    """Run `sc` in virtual mode into `out`; the summary (exit must be ok)."""
-    r = run_scenario(sc, RunOptions(out=str(out), progress=False, quiet=True, costs=costs))
-    if r.exit_code != 0:
-        raise ConfigError(str(out), "exit", "a run that ends ok", r.summary.get("error"))
-    return r.summary
 
 
 def list_lock_by_node(summary: dict) -> dict[int, dict[str, float]]:

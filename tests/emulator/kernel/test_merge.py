@@ -146,8 +146,10 @@ def test_merging_keeps_every_caches_geometry(topology):
                 merged += 1
                 assert B.mem.kmem_cache[b, S.KMEM_CACHE_REFCOUNT] >= 2
         if topology == "twonode-2n4c":
-            # into kmalloc-192 and kmalloc-1024; and, as all scenarios' caches share one
-            # kernel here, uaf_obj into big_obj (both 20000 bytes)
+            # into kmalloc-192 and kmalloc-1024, dead-free's 64-byte obj into kmalloc-64;
+            # and, as all scenarios' caches share one kernel here, uaf_obj into big_obj
+            # (both 20000 bytes)
             assert {c.name: B.by_name[c.name].name for c in specs
                     if B.by_name[c.name].name != c.name} == \
-                {"dentry_like": "kmalloc-192", "big_object": "kmalloc-1024", "uaf_obj": "big_obj"}
+                {"dentry_like": "kmalloc-192", "big_object": "kmalloc-1024", "uaf_obj": "big_obj",
+                 "obj": "kmalloc-64"}

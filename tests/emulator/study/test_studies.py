@@ -37,12 +37,26 @@ def test_scaling_dead_frees_saturate_list_lock(tmp_path):
     assert "list_lock util" in scaling.format_table(res)
 
 
-def test_reparent_tracking_costs_list_lock(tmp_path):
+def test_reparent_frees_into_one_memcg_cache_and_splits_the_cost(tmp_path):
     res = reparent.run(tmp_path, ops=1500, topologies=("twonode-2n4c",))
-    base, rep = (r["summary"] for r in res["rows"])
-    acq = lambda s: sum(n["acquisitions"] for n in list_lock_by_node(s).values())
-    assert acq(rep) > 2 * acq(base)
-    assert "reparent" in reparent.format_table(res)
+    by = {r["policy"]: r["summary"] for r in res["rows"]}
+    assert list(by) == ["v2-full", "no-cpu-partial", "reparent"]
+    for s in by.values():
+        # every CPU's task in one memcg: nearly every allocation from its one child cache
+        # (the first on each CPU goes to the root while the child is being created)
+        assert s["memcg"]["created"] == 1 and s["memcg"]["child_caches_alive"] == 1
+        assert reparent.memcg_share(s) > 0.99
+        child = [c for c in s["caches"] if c.get("root") == "kmalloc-256"]
+        assert len(child) == 1 and child[0]["name"].startswith("kmalloc-256(")
+        assert child[0]["memcg"] is not None and not child[0]["dead"]
+    acq = {p: reparent.list_lock_per_op(s)["acq"] for p, s in by.items()}
+    ns = {p: reparent.busy_per_op(s) for p, s in by.items()}
+    # the policies change the memcg cache's list handling: no cpu partial list puts every
+    # partial slab on n->partial under list_lock, the full list adds full slabs' moves
+    assert acq["reparent"] > acq["no-cpu-partial"] > 2 * acq["v2-full"] > 0
+    assert ns["reparent"] > ns["no-cpu-partial"] > ns["v2-full"] > 0
+    text = reparent.format_table(res)
+    assert "no-cpu-partial" in text and "up to 25%" in text
 
 
 def test_study_command_prints_table_and_draws(tmp_path, capsys):
