@@ -24,4 +24,8 @@ NOT_JITTED = frozenset({
     "kernel/merge.py", "machine/costs.py", "report/plot.py", "study/__init__.py", "study/common.py",
     "study/staged.py", "study/davydov.py", "study/reparent.py", "study/scaling.py",
     "study/commands.py",
+    "campaign/__init__.py", "campaign/strategies.py", "campaign/signature.py",
+    "campaign/explore.py", "campaign/spec.py", "campaign/engine.py", "campaign/campaign.py",
+    "campaign/repro.py", "campaign/minimise.py", "campaign/trace.py", "campaign/report.py",
+    "campaign/commands.py",
 })

@@ -361,6 +361,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report.results import load_summary
     from .report.summary import format_summary, kernel_line
 
+    from .campaign.campaign import is_campaign_dir
+
+    if is_campaign_dir(args.dir):  # a campaign directory (slabemu stress): its tables
+        from .campaign.commands import report_campaign
+
+        if args.view != "summary" or args.per_node:
+            raise UsageError("a campaign directory has one report (no VIEW, no --per-node)")
+        return report_campaign(args.dir, args.json)
     if args.per_node and args.view != "lockstat":
         raise UsageError(f"--per-node applies to the lockstat view, not {args.view} "
                          f"(see 'slabemu report --help')")
@@ -391,7 +399,8 @@ def add_report(sub: argparse._SubParsersAction) -> None:
                     "end-of-run summary (default), slabinfo (/proc/slabinfo 2.1, dead caches "
                     "marked ' : dead'), lockstat (/proc/lock_stat), kasan or leaks.  --json "
                     "prints the report's JSON from summary.json instead.")
-    p.add_argument("dir", metavar="DIR", help="the results directory (run --out DIR)")
+    p.add_argument("dir", metavar="DIR", help="the results directory (run --out DIR), or a "
+                   "campaign directory (stress --out DIR): its findings and strategy tables")
     p.add_argument("view", nargs="?", choices=REPORT_VIEWS, default="summary",
                    help="which report: " + ", ".join(REPORT_VIEWS) + " (default summary)")
     p.add_argument("--json", action="store_true", help="print JSON only")
@@ -410,6 +419,17 @@ def _study_commands() -> None:
 
 
 _study_commands()
+
+
+def _add_campaign_commands(sub: argparse._SubParsersAction) -> None:
+    """`stress` and `replay` (emulator/campaign/commands.py, docs/campaigns.md)."""
+    from .campaign.commands import add_replay, add_stress
+
+    add_stress(sub)
+    add_replay(sub)
+
+
+COMMANDS.append(_add_campaign_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,6 +64,7 @@ EXIT_STATUS = {"ok": 0, "failed": 1, "crashed": 1, "interrupted": 130}
 WORKER_ABORTED = 3  # a worker's exit status when it left because of ctl.abort
 BATCH_STEPS = 1 << 16
 VIRTUAL_SAMPLE_STEPS = 1 << 15  # virtual mode: steps between two stream snapshots, at least
+RET_SCHEDULE_END = 3  # a strategy's loop replayed its whole recorded schedule (campaign/sched.py)
 SCHEDULE_CAP = 1 << 16
 
 
@@ -80,6 +81,17 @@ class RunOptions:
     quiet: bool = False
     costs: str | None = None  # virtual mode: a cost file (configs/costs), default xeon-2s-2014
     virtual_sample_ns: int = 50_000  # virtual mode: virtual ns between stream snapshots
+    # A schedule exploration strategy for the workers that host several CPUs
+    # (emulator/campaign/strategies.py: .worker(seed, index, nr_cpus).loop replaces
+    # worker_loop); None: worker_loop's seeded uniform choice.
+    scheduler: object | None = None
+
+
+def _loop_for(scheduler, seed: int, index: int, nr_cpus: int):
+    """The stepping function of worker `index`: worker_loop, or the strategy's."""
+    if scheduler is None or nr_cpus < 2:
+        return worker_loop
+    return scheduler.worker(seed, index, nr_cpus).loop
 
 
 @dataclass
@@ -209,7 +221,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(WORKER_ABORTED)
 
 
-def _worker_main(k, wp, wc, cpus, host_cpu, seed, index, parent_pid, cpu_ids):
+def _worker_main(k, wp, wc, cpus, host_cpu, seed, index, parent_pid, cpu_ids, scheduler=None):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent_pid)
@@ -229,8 +241,9 @@ def _worker_main(k, wp, wc, cpus, host_cpu, seed, index, parent_pid, cpu_ids):
         schedule = np.zeros(0, np.int64)
         cpus_arr = np.asarray(cpus, np.int64)
         buffers = worker_buffers(k)
+        loop = _loop_for(scheduler, seed, index, len(cpus))
         while True:
-            r = worker_loop(k, wp, wc, cpus_arr, ws, schedule, BATCH_STEPS, *buffers)
+            r = loop(k, wp, wc, cpus_arr, ws, schedule, BATCH_STEPS, *buffers)
             if r == RET_FINISHED:
                 wlog.info("worker %d: finished, %d ops", index,
                           int(sum(k.wl[c, S.WORKLOAD_OPS] for c in cpus)))
@@ -438,6 +451,7 @@ class Run:
         schedule = np.zeros(SCHEDULE_CAP, np.int64)
         cpus = np.asarray(plan.cpus, np.int64)
         buffers = worker_buffers(k)
+        loop = _loop_for(self.opt.scheduler, sc.seed, 0, len(plan.cpus))
         progress = Progress(self.opt.progress, (sc.ops_per_cpu or 0) * K.nr_cpus or None,
                             sc.duration, self.opt.quiet)
         self.t_start = time.monotonic()
@@ -446,7 +460,7 @@ class Run:
         try:
             with open(self.out / "schedule.bin", "wb") as sched_file:
                 while True:
-                    r = worker_loop(k, wp, wc, cpus, ws, schedule, SCHEDULE_CAP, *buffers)
+                    r = loop(k, wp, wc, cpus, ws, schedule, SCHEDULE_CAP, *buffers)
                     sched_file.write(schedule[:ws[WS_SCHED_POS]].astype("<i4").tobytes())
                     ws[WS_SCHED_POS] = 0
                     now = time.monotonic()
@@ -462,7 +476,7 @@ class Run:
                     if sc.duration is not None and elapsed >= sc.duration and k.ctl[0, S.CTL_STOP] == 0:
                         k.ctl[0, S.CTL_STOP] = 1
                         self._event("stop", reason="duration")
-                    if r == RET_FINISHED:
+                    if r == RET_FINISHED or r == RET_SCHEDULE_END:
                         break
                     if r == RET_ABORTED:
                         if k.ctl[0, S.CTL_ERROR]:
@@ -571,7 +585,7 @@ class Run:
         for j, plan in enumerate(plans):
             p = ctx.Process(target=_worker_main, name=f"worker-{j}",
                             args=(k, wp, wc, plan.cpus, plan.host_cpu, sc.seed, j, os.getpid(),
-                                  K.cpu_ids))
+                                  K.cpu_ids, opt.scheduler))
             p.start()
             self.procs.append(p)
         progress = Progress(opt.progress, (sc.ops_per_cpu or 0) * K.nr_cpus or None,

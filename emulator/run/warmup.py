@@ -208,11 +208,12 @@ def warm_kernel(verbose: bool = False, allocators=("slub", "slab")) -> float:
 
 def warm_up(verbose: bool = False, allocators=("slub", "slab"), scripted: bool = False,
             quiet: bool = False, jobs: int | None = None,
-            progress: CompileProgress | None = None) -> float:
+            progress: CompileProgress | None = None, campaign: bool = False) -> float:
     """What a run executes: the worker loop, the workload generator and every kernel path
     under them, on a tiny machine of each allocator in `allocators` (the jitted code is
     the same for both: one machine compiles everything, the other only loads).  With
-    `scripted`, the scripted scheduler too (what the tests use).  Compile progress goes to
+    `scripted`, the scripted scheduler too (what the tests use); with `campaign` or
+    `scripted`, the campaign's strategy loop.  Compile progress goes to
     stderr unless `quiet`.  On a cold cache and more than one allowed CPU (`jobs`, default:
     the process's CPU affinity), independent parts compile in forked processes first
     (`_precompile_parallel`).  Returns the seconds it took."""
@@ -224,7 +225,7 @@ def warm_up(verbose: bool = False, allocators=("slub", "slab"), scripted: bool =
             _precompile_parallel(progress, scripted)
         if scripted:
             warm_kernel(allocators=allocators)
-        _warm_loop(allocators)
+        _warm_loop(allocators, campaign=campaign or scripted)
         _warm_virtual()
         took = time.monotonic() - t0
     if verbose:
@@ -232,7 +233,7 @@ def warm_up(verbose: bool = False, allocators=("slub", "slab"), scripted: bool =
     return took
 
 
-def _warm_loop(allocators) -> None:
+def _warm_loop(allocators, campaign: bool = False) -> None:
     from ..kernel.boot import Kernel
     from ..machine import structs as S
     from ..workload.generator import WC_NR, WP_NR, seed_workload
@@ -279,6 +280,10 @@ def _warm_loop(allocators) -> None:
             # the parent's side of the control words (runner.py), before it forks
             from ..machine.hostsync import acquire_load, atomic_add, release_store
             release_store(k.ctl, 0, S.CTL_START, atomic_add(k.ctl, 0, S.CTL_START, acquire_load(k.ctl, 0, 0)))
+            if campaign:  # the campaign's strategies' loop (emulator/campaign/sched.py)
+                from ..campaign.strategies import warm_explore
+
+                warm_explore(k, wp, wc)
 
 
 def _warm_virtual() -> None:
