@@ -15,25 +15,29 @@ SLUB, two nodes of two CPUs, each op stepped by hand:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from emulator.kernel import boot as boot_mod
 from emulator.kernel.boot import Kernel
-from emulator.kernel.memcontrol import MEMCG_CACHE_QUEUED, memcg_alloc
+from emulator.kernel.memcontrol import MEMCG_CACHE_QUEUED, memcg_alloc, queue_destroy
 from emulator.kernel.ops import (OP_CACHE_CREATE, OP_FREE, OP_KMALLOC, OP_MEMCG_OFFLINE, OP_NONE,
                                  PH_OFFLINE_SYNC, STEP_BLOCKED, STEP_DONE, STEP_NEXT, handle_ipis,
                                  op_start, op_step)
-from emulator.kernel.rcu import rcu_qs
+from emulator.kernel.rcu import rcu_do_callbacks, rcu_qs
 from emulator.kernel.slab_common import NUMA_NO_NODE, TF_CREATE_WAITED, TF_SLEEPING
-from emulator.kernel.workqueue import WORK_CACHE_CREATE, work_dequeue
+from emulator.kernel.workqueue import WORK_CACHE_CREATE, WORK_CACHE_DESTROY, work_dequeue
 from emulator.machine import structs as S
+from emulator.machine.machine import MachineConfig
 from emulator.run import collect as C
 
 from ..conftest import small_topology
 
 
-def _boot(sync_before_destroy=1):
+def _boot(sync_before_destroy=1, **kernel_kw):
     K = Kernel(small_topology(node_mib=(8, 8), cpus_per_node=2), "slub", lock_stats=True,
-               max_memcgs=8)
+               max_memcgs=8, **kernel_kw)
     k = K.mem
     k.task[:, S.TASK_MEMCG] = -1
     k.config[S.CONFIG_DEAD_CACHES] = 1  # v2-full's switches
@@ -210,3 +214,40 @@ def test_creation_for_a_memcg_gone_offline_is_not_refused():
         assert k.memcg[m, S.MEMCG_STATE] == S.MEMCG_OFFLINE
         leaks = C.leak_summary(K)
         assert (leaks["orphan_caches"], leaks["dead_caches"], leaks["pinned_memcgs"]) == (1, 0, 1)
+
+
+def test_call_rcu_sched_never_runs_out_of_room(monkeypatch):
+    # call_rcu() never fails in the kernel.  Trace: no CPU passes a quiescent state, CPU 0
+    # queues the destroy of every cache row (queue_destroy, patch 6's call_rcu_sched);
+    # after: every destroy waits in CPU 0's callback list and no destroy work is queued;
+    # once every CPU has passed a quiescent state, rcu_do_callbacks queues them all.
+    def queue_all(K):
+        k = K.mem
+        rows = k.kmem_cache.shape[0]
+        assert rows > 256
+        for s in range(rows):
+            queue_destroy(k, s, 0)
+        msg = np.zeros(k.slots.shape[2] - 1, np.int64)
+        return k, rows, msg
+
+    with _boot(extra_caches=300) as K:
+        k, rows, msg = queue_all(K)
+        assert k.cpu[0, S.CPU_RCU_CBS] == rows
+        assert not work_dequeue(k, 0, msg)  # nothing destroyed before the grace period
+        for _ in range(4):
+            for c in range(K.nr_cpus):
+                rcu_qs(k, c)
+        rcu_do_callbacks(k, 0)
+        assert k.cpu[0, S.CPU_RCU_CBS] == 0
+        n = 0
+        while work_dequeue(k, 0, msg):
+            assert msg[0] == WORK_CACHE_DESTROY
+            n += 1
+        assert n == rows
+    # the list the model once had (256 slots) filled, and the destroy after it lost its
+    # grace period: queued as work at once
+    monkeypatch.setattr(boot_mod, "MachineConfig", functools.partial(MachineConfig, rcu_cb_cap=256))
+    with _boot(extra_caches=300) as K:
+        k, rows, msg = queue_all(K)
+        assert k.cpu[0, S.CPU_RCU_CBS] == 256
+        assert work_dequeue(k, 0, msg) and msg[0] == WORK_CACHE_DESTROY
