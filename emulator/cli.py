@@ -27,7 +27,7 @@ from topo.sizes import format_size
 
 from . import __version__
 from .kernel.geometry import ALLOCATORS
-from .report.slabinfo import boot_slabinfo_rows, format_slabinfo
+from .report.slabinfo import created_slabinfo_rows, format_aliases, format_slabinfo
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -150,22 +150,50 @@ def add_topo(sub: argparse._SubParsersAction) -> None:
 # -- caches -----------------------------------------------------------------------------------
 
 def cmd_caches(args: argparse.Namespace) -> int:
+    specs: list[tuple[str, int, int]] = []
+    allocator = args.allocator
+    nomerge = args.slab_nomerge
+    if args.scenario is not None:
+        from .workload.scenario import load_scenario
+
+        sc = load_scenario(args.scenario)
+        if args.topology is None and args.synthetic is None and args.numactl is None:
+            args.topology = sc.topology  # the scenario's machine unless one is given
+        allocator = allocator or sc.allocator
+        # as the runner boots it: slub_debug's flags are in SLUB_NEVER_MERGE (merge.py)
+        nomerge = nomerge or sc.kernel.slab_nomerge or sc.kernel.slub_debug
+        # kmalloc entries use the kmalloc caches; named ones go through kmem_cache_create
+        specs = [(c.name, c.size, c.align) for c in sc.caches if not c.kmalloc]
     t = _topology_from(args)
-    rows = boot_slabinfo_rows(args.allocator, t, with_geometry=args.json)
-    _emit(args, rows, lambda: format_slabinfo(rows))
+    rows = created_slabinfo_rows(allocator or "slub", t, specs, nomerge=nomerge,
+                                 with_geometry=args.json)
+    _emit(args, rows, lambda: format_slabinfo(rows) + (
+        "\n" + aliases if (aliases := format_aliases(rows)) else ""))
     return 0
 
 
 def add_caches(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "caches", help="list the boot slab caches in /proc/slabinfo 2.1 format",
+        "caches", help="list the slab caches in /proc/slabinfo 2.1 format",
         description="List the caches the emulated kernel has right after kmem_cache_init() "
                     "on this topology, as /proc/slabinfo (version 2.1) prints them: newest "
-                    "first, like the kernel's slab_caches list.  Object and slab counts are "
-                    "zero (no allocator has run); --json adds each cache's geometry.")
+                    "first, like the kernel's slab_caches list.  With --scenario, the "
+                    "scenario's named caches are then created as kmem_cache_create() would: "
+                    "under SLUB a cache that find_mergeable() matches becomes an alias of an "
+                    "existing cache (no slabinfo line of its own; the aliases follow, as "
+                    "tools/vm/slabinfo -a prints them); SLAB never merges (3.16).  Object "
+                    "and slab counts are zero (no allocator has run); --json adds each "
+                    "cache's geometry, refcount and aliases.")
     _add_topology_source(p)
-    p.add_argument("--allocator", choices=ALLOCATORS, default="slub",
-                   help="slub (default) or slab")
+    p.add_argument("--scenario", metavar="NAME|FILE",
+                   help="also create this scenario's named caches (a name in "
+                        "configs/scenarios or a file); its topology and allocator unless "
+                        "given")
+    p.add_argument("--allocator", choices=ALLOCATORS, default=None,
+                   help="slub (default, or the scenario's) or slab")
+    p.add_argument("--slab-nomerge", action="store_true",
+                   help="boot with slub_nomerge (slab_nomerge from 3.19): SLUB merges no "
+                        "cache (also set by the scenario's [kernel] slab_nomerge)")
     p.set_defaults(func=cmd_caches)
 
 

@@ -229,3 +229,78 @@ def test_caches_errors(capsys, argv, fragment):
 def test_caches_help(capsys):
     code, out, _ = run(capsys, "caches", "--help")
     assert code == 0 and "usage: slabemu caches" in out and "--allocator" in out
+
+
+# -- slabemu caches --scenario: SLUB merging (kernel/merge.py) ----------------------------------
+
+def _lines_by_name(out):
+    body = out.split("\n\n")[0].splitlines()[2:]
+    return {line.split()[0]: line for line in body}
+
+
+def test_caches_scenario_merges_dentry_like(capsys):
+    code, out, err = run(capsys, "caches", "--scenario", "memcg-churn")
+    assert code == 0 and err == ""
+    lines = _lines_by_name(out)
+    assert out.splitlines()[:2] == SLABINFO_HEADER
+    # dentry_like (192 B, align 8, no ctor) is an alias of kmalloc-192: no line of its own
+    assert "dentry_like" not in lines and "kmalloc-192" in lines
+    # big_obj (20000 B) matches no cache: its own line, newest first (created last)
+    assert out.splitlines()[2].startswith("big_obj ")
+    # the alias section, as tools/vm/slabinfo -a prints it ("%-12s <- %s")
+    assert out.endswith("\n\nkmalloc-192  <- dentry_like\n")
+    # every boot cache keeps the line (and so the geometry) it has without the scenario
+    code, boot, _ = run(capsys, "caches", "twonode-2n4c")
+    boot_lines = _lines_by_name(boot)
+    assert {n: lines[n] for n in boot_lines} == boot_lines
+    assert set(lines) == set(boot_lines) | {"big_obj"}
+
+
+def test_caches_scenario_json(capsys):
+    code, out, err = run(capsys, "caches", "--scenario", "memcg-churn", "--json")
+    assert code == 0 and err == ""
+    by = {r["name"]: r for r in json.loads(out)}
+    assert "dentry_like" not in by
+    assert by["kmalloc-192"]["aliases"] == ["dentry_like"] and by["kmalloc-192"]["refcount"] == 2
+    assert by["big_obj"]["aliases"] == [] and by["big_obj"]["refcount"] == 1
+    assert by["kmalloc-64"]["refcount"] == 1
+    # create_boot_cache(): exempt from merging
+    assert by["kmem_cache"]["refcount"] == -1 and by["kmem_cache_node"]["refcount"] == -1
+    assert by["kmalloc-192"]["geometry"]["size"] == 192
+
+
+@pytest.mark.parametrize("how", [["--slab-nomerge"], ["--allocator", "slab"]])
+def test_caches_scenario_unmerged(capsys, tmp_path, how):
+    """slub_nomerge (flag) and SLAB (whose 3.16 __kmem_cache_alias is NULL): dentry_like
+    gets a line of its own, with its own geometry."""
+    code, out, err = run(capsys, "caches", "--scenario", "memcg-churn", *how)
+    assert code == 0 and err == ""
+    lines = _lines_by_name(out)
+    assert "dentry_like" in lines and "<-" not in out
+    assert lines["dentry_like"].split()[1:] == lines["kmalloc-192"].split()[1:]
+    assert out.splitlines()[2].startswith("big_obj ") and out.splitlines()[3].startswith(
+        "dentry_like ")
+
+
+def test_caches_scenario_kernel_nomerge(capsys, tmp_path):
+    """[kernel] slab_nomerge = true in the scenario file does what --slab-nomerge does."""
+    src = (REPO / "configs" / "scenarios" / "memcg-churn.toml").read_text()
+    assert "[kernel]" not in src
+    f = tmp_path / "nomerge.toml"
+    f.write_text(src + "\n[kernel]\nslab_nomerge = true\n")
+    code, out, err = run(capsys, "caches", "--scenario", str(f), "--json")
+    assert code == 0 and err == ""
+    by = {r["name"]: r for r in json.loads(out)}
+    assert by["dentry_like"]["refcount"] == 1 and by["kmalloc-192"]["aliases"] == []
+    assert by["dentry_like"]["geometry"]["size"] == 192
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["caches", "--scenario", "no-such-scenario"], "no-such-scenario"),
+    (["caches", "--scenario", "memcg-churn", "--synthetic", "package:1 core:2",
+      "laptop-1n8c"], "expected exactly one of TOPOLOGY"),
+])
+def test_caches_scenario_errors(capsys, argv, fragment):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("slabemu: error: ") and fragment in err

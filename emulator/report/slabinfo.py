@@ -30,14 +30,22 @@ live emulator replaces the counts with those of the booted emulated kernel.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
-from ..kernel.geometry import MachineParams, SlabGeometry, SlubGeometry, boot_geometries
+from ..kernel.geometry import (
+    MachineParams,
+    SlabGeometry,
+    SlubGeometry,
+    boot_geometries,
+    cache_geometry,
+)
+from ..kernel.merge import UNMERGEABLE_BOOT_CACHES, find_mergeable
 
 __all__ = ["SlabinfoRow", "ROW_KEYS", "VERSION_LINE", "HEADER_LINE", "DEAD_MARKER",
            "format_row", "format_slabinfo", "parse_slabinfo", "fold_memcg_children",
-           "boot_slabinfo_rows", "kernel_slabinfo_rows", "split_memcg_name"]
+           "boot_slabinfo_rows", "created_slabinfo_rows", "format_aliases",
+           "kernel_slabinfo_rows", "split_memcg_name"]
 
 VERSION_LINE = "slabinfo - version: 2.1"
 HEADER_LINE = ("# name            <active_objs> <num_objs> <objsize> <objperslab> "
@@ -233,6 +241,72 @@ def boot_slabinfo_rows(allocator: str, topology: Any, with_geometry: bool = Fals
             row["geometry"] = geom.to_dict()
         rows.append(row)
     return rows
+
+
+@dataclass
+class _Created:
+    """One cache on the modelled slab_caches list, with the fields find_mergeable() reads
+    (name, root, geometry, ctor) and what kmem_cache_create() changes (refcount, aliases)."""
+
+    name: str
+    geometry: SlubGeometry | SlabGeometry
+    refcount: int
+    root: int = -1
+    ctor: bool = False
+    aliases: list[str] = field(default_factory=list)
+
+
+def created_slabinfo_rows(allocator: str, topology: Any,
+                          caches: Iterable[tuple[str, int, int]] = (), *,
+                          nomerge: bool = False, with_geometry: bool = False
+                          ) -> list[dict[str, Any]]:
+    """The caches after kmem_cache_init() and then kmem_cache_create(name, size, align, 0,
+    NULL) for each of ``caches`` in order, as slabinfo rows, newest first.
+
+    Models mm/slab_common.c's kmem_cache_create() (3.16): under SLUB, __kmem_cache_alias()
+    first asks find_mergeable() (kernel/merge.py, the same rules the booted model uses)
+    and, when it finds a cache, the name becomes an alias of it (refcount + 1) and gets no
+    /proc/slabinfo line of its own; otherwise a new cache with its own geometry is
+    list_add()ed at the head of slab_caches.  SLAB's __kmem_cache_alias() returns NULL in
+    3.16: it never merges.  ``nomerge`` is the slub_nomerge boot parameter.
+
+    Each row adds "refcount" (create_boot_cache() leaves -1 on kmem_cache and
+    kmem_cache_node, "exempt from merging"; create_kmalloc_cache() and kmem_cache_create()
+    set 1) and "aliases" (the names merged into it, oldest first; sysfs_slab_alias()).
+    The object and slab counts are zero, as in `boot_slabinfo_rows`.
+    """
+    mp = topology if isinstance(topology, MachineParams) else MachineParams.from_topology(topology)
+    made = [_Created(g.name, g, -1 if g.name in UNMERGEABLE_BOOT_CACHES else 1)
+            for g in boot_geometries(allocator, mp)]
+    for name, size, align in caches:
+        if any(c.name == name or name in c.aliases for c in made):
+            raise ValueError(f"a cache named {name!r} exists")  # kmem_cache_sanity_check()
+        target = None
+        if allocator == "slub":  # mm/slab.c's __kmem_cache_alias() is NULL in 3.16
+            target = find_mergeable(made, size, align, 0, False, mp, nomerge=nomerge)
+        if target is not None:
+            target.refcount += 1
+            target.aliases.append(name)
+            continue
+        made.append(_Created(name, cache_geometry(allocator, name, size, mp, align=align),
+                             1))
+    rows = []
+    for c in reversed(made):
+        row = SlabinfoRow.from_geometry(c.geometry, name=c.name).to_dict()
+        row["refcount"] = c.refcount
+        row["aliases"] = list(c.aliases)
+        if with_geometry:
+            row["geometry"] = c.geometry.to_dict()
+        rows.append(row)
+    return rows
+
+
+def format_aliases(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The alias list that the kernel's tools/vm/slabinfo -a prints: one line per merged
+    cache, "<cache> <- <alias> <alias>..." (its "%-12s <- %s"), in the order of the rows
+    given; "" when no cache has an alias."""
+    lines = [f"{r['name']:<12} <- {' '.join(r['aliases'])}" for r in rows if r.get("aliases")]
+    return "".join(line + "\n" for line in lines)
 
 
 def kernel_slabinfo_rows(kernel) -> list[dict[str, Any]]:
