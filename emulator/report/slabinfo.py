@@ -25,6 +25,9 @@ read /proc/slabinfo read it.
 Row building (`SlabinfoRow.from_geometry`, `boot_slabinfo_rows`) is kept apart from
 formatting: the boot rows carry the geometry with zero object and slab counts, and the
 live emulator replaces the counts with those of the booted emulated kernel.
+`created_slabinfo_rows` adds named caches as kmem_cache_create() would (SLUB merging by
+kernel/merge.py's find_mergeable, as the booted model does: a merged name is no line of
+its own, as in the kernel), and `format_aliases` prints the merges as tools/vm/slabinfo -a.
 """
 
 from __future__ import annotations

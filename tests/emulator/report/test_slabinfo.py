@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from emulator.kernel.geometry import MachineParams
 from emulator.report.slabinfo import (DEAD_MARKER, HEADER_LINE, VERSION_LINE, SlabinfoRow,
-                                      boot_slabinfo_rows, fold_memcg_children, format_row,
+                                      boot_slabinfo_rows, created_slabinfo_rows,
+                                      fold_memcg_children, format_row,
                                       format_slabinfo, parse_slabinfo, split_memcg_name)
 from topo import load_topology
 
@@ -143,3 +146,44 @@ def test_boot_rows_slab_with_geometry():
     # the rows format and parse back
     assert parse_slabinfo(format_slabinfo(rows)) == [
         {k: v for k, v in r.items() if k != "geometry"} for r in rows]
+
+
+# -- created caches (slabemu caches --scenario): the same merges as the booted model -----------
+
+_SCENARIOS = sorted(p.stem for p in (Path(__file__).resolve().parents[3] / "configs"
+                                     / "scenarios").glob("*.toml"))
+
+
+@pytest.mark.parametrize("allocator, nomerge", [("slub", False), ("slub", True),
+                                                ("slab", False)])
+@pytest.mark.parametrize("topology", ["twonode-2n4c", "xeon-2s12c"])
+def test_created_rows_match_booted_kernel(topology, allocator, nomerge):
+    """created_slabinfo_rows (pure Python) lists what Kernel.kmem_cache_create leaves on
+    slab_caches, for every shipped scenario's named caches created one after another:
+    the same names, order, geometry lines, aliases and refcounts."""
+    from emulator.kernel.boot import Kernel
+    from emulator.machine import structs as S
+    from emulator.report.slabinfo import kernel_slabinfo_rows
+    from emulator.workload.scenario import load_scenario
+
+    specs = [(c.name, c.size, c.align) for n in _SCENARIOS for c in load_scenario(n).caches
+             if not c.kmalloc]
+    specs = list({name: (name, size, align) for name, size, align in specs}.values())
+    t = load_topology(topology)
+    rows = created_slabinfo_rows(allocator, t, specs, nomerge=nomerge)
+    with Kernel(t, allocator, slab_nomerge=nomerge, extra_caches=len(specs)) as K:
+        for name, size, align in specs:
+            K.kmem_cache_create(name, size, align=align)
+        live = kernel_slabinfo_rows(K)
+        assert [{k: r[k] for k in live[0]} for r in rows] == live
+        by_name = {c.name: c for c in K.caches}
+        for r in rows:
+            info = by_name[r["name"]]
+            assert r["aliases"] == info.aliases
+            if r["refcount"] > 0:  # the model's boot rows keep 1 where the kernel has -1
+                assert r["refcount"] == K.mem.kmem_cache[info.row, S.KMEM_CACHE_REFCOUNT]
+    if allocator == "slub" and not nomerge:
+        assert any(r["aliases"] for r in rows)
+    else:
+        assert not any(r["aliases"] for r in rows) and len(rows) == len(
+            boot_slabinfo_rows(allocator, t)) + len(specs)
