@@ -168,18 +168,25 @@ def _spin_lock_contended(locks, row, cpu):
             break
     if stats:
         now = monotonic_ns()
-        wait = now - t0
-        locks[row, LOCK_CONTENTIONS] += 1
-        if locks[row, LOCK_LAST_CPU] != cpu + 1:
-            locks[row, LOCK_CON_BOUNCES] += 1
-        locks[row, LOCK_WAIT_TOTAL] += wait
-        if wait < locks[row, LOCK_WAIT_MIN]:
-            locks[row, LOCK_WAIT_MIN] = wait
-        if wait > locks[row, LOCK_WAIT_MAX]:
-            locks[row, LOCK_WAIT_MAX] = wait
+        _contended(locks, row, cpu, now - t0)
         locks[row, LOCK_SPINS] += spins
         locks[row, LOCK_YIELDS] += yields
         _acquired(locks, row, cpu, now)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _contended(locks, row, cpu, wait):
+    """lock_stat's contention columns for an acquisition that waited `wait` ns (host ns
+    in parallel mode, virtual ns in virtual mode); runs before _acquired updates
+    last_cpu, so a bounce is a wait for a lock another CPU held last."""
+    locks[row, LOCK_CONTENTIONS] += 1
+    if locks[row, LOCK_LAST_CPU] != cpu + 1:
+        locks[row, LOCK_CON_BOUNCES] += 1
+    locks[row, LOCK_WAIT_TOTAL] += wait
+    if wait < locks[row, LOCK_WAIT_MIN]:
+        locks[row, LOCK_WAIT_MIN] = wait
+    if wait > locks[row, LOCK_WAIT_MAX]:
+        locks[row, LOCK_WAIT_MAX] = wait
 
 
 @njit(cache=True, _nrt=False)
@@ -239,15 +246,7 @@ def _vt_acquired(locks, row, cpu):
     start = free_at if free_at > now else now
     acq = start + x
     if free_at > now:
-        wait = acq - now
-        locks[row, LOCK_CONTENTIONS] += 1
-        if locks[row, LOCK_LAST_CPU] != cpu + 1:
-            locks[row, LOCK_CON_BOUNCES] += 1
-        locks[row, LOCK_WAIT_TOTAL] += wait
-        if wait < locks[row, LOCK_WAIT_MIN]:
-            locks[row, LOCK_WAIT_MIN] = wait
-        if wait > locks[row, LOCK_WAIT_MAX]:
-            locks[row, LOCK_WAIT_MAX] = wait
+        _contended(locks, row, cpu, acq - now)
         locks[vc, VCLOCK_WAIT] += free_at - now
     locks[vc, VCLOCK_XFER] += x
     locks[vc, VCLOCK_NOW] = acq

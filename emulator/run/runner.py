@@ -479,13 +479,18 @@ class Run:
                     if r == RET_FINISHED or r == RET_SCHEDULE_END:
                         break
                     if r == RET_ABORTED:
-                        if k.ctl[0, S.CTL_ERROR]:
-                            self.exit = "failed"
-                            self.error = "a KASAN report with --stop-on-error"
+                        self._aborted(k)
                         break
         finally:
             progress.close()
             self.elapsed_run = time.monotonic() - self.t_start
+
+    def _aborted(self, k) -> None:
+        """A loop stopped early: with --stop-on-error a KASAN report stopped it (the
+        control word's error flag), and the run failed."""
+        if k.ctl[0, S.CTL_ERROR]:
+            self.exit = "failed"
+            self.error = "a KASAN report with --stop-on-error"
 
     # -- virtual mode ------------------------------------------------------------------------
     def _run_virtual(self, K, wp, wc, topology, costs) -> None:
@@ -529,9 +534,7 @@ class Run:
                 if r == V_FINISHED:
                     break
                 if r == V_ABORTED:
-                    if k.ctl[0, S.CTL_ERROR]:
-                        self.exit = "failed"
-                        self.error = "a KASAN report with --stop-on-error"
+                    self._aborted(k)
                     break
         finally:
             progress.close()
