@@ -11,7 +11,11 @@ The clock the ticks come from (`tick`), chosen by config `step_ns`:
                 time by step_ns nanoseconds (ctl.clock_steps counts the steps), so a
                 seed gives the same jiffies at the same step in every run;
   step_ns == 0  wall time: monotonic ns since the run's start (ctl.clock_base_ns), as
-                parallel mode's workers see it.
+                parallel mode's workers see it;
+  step_ns < 0   virtual time (--mode virtual, run/virtual.py): the clock of the CPU being
+                stepped, in virtual ns (the lock table's vclock row), so jiffies, reap
+                timers and creation latencies are the emulated machine's and a seed
+                gives the same ones on any host.
 A worker ticks at its control points (every CTL_EVERY steps, run/loop.py), which is the
 timer interrupt's granularity here; jiffies only move forward (a CAS max, any worker).
 jiffies start at 0 when the machine boots (the kernel starts at INITIAL_JIFFIES,
@@ -27,6 +31,7 @@ from numba import njit
 
 from ..machine import structs as S
 from ..machine.atomics import cmpxchg, load_relaxed, monotonic_ns
+from ..machine.spinlock import VCLOCK_ROW_FROM_END
 
 HZ = 250  # CONFIG_HZ_250
 NSEC_PER_SEC = 1_000_000_000
@@ -47,6 +52,8 @@ def clock_ns(k):
     step_ns = k.config[S.CONFIG_STEP_NS]
     if step_ns > 0:
         return load_relaxed(k.ctl, (0, S.CTL_CLOCK_STEPS)) * step_ns
+    if step_ns < 0:
+        return k.lock[k.lock.shape[0] - VCLOCK_ROW_FROM_END, S.VCLOCK_NOW]
     return monotonic_ns() - k.ctl[0, S.CTL_CLOCK_BASE_NS]
 
 

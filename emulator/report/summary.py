@@ -156,7 +156,8 @@ def _clock_and_memcg(s: Mapping[str, Any]) -> list[str]:
     lines = []
     c = s.get("clock")
     if c:
-        how = f"{c['step_ns']} ns per step" if c.get("step_ns") else "wall time"
+        step = c.get("step_ns") or 0
+        how = f"{step} ns per step" if step > 0 else "virtual time" if step < 0 else "wall time"
         lines.append(f"clock      {c['jiffies']} jiffies (HZ {c['hz']}) = {c['seconds']:.3f} s "
                      f"of machine time, {how}")
     r = s.get("cache_reap")

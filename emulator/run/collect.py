@@ -365,7 +365,8 @@ def memcg_summary(kernel) -> dict:
 
 def clock_summary(kernel) -> dict:
     """The machine clock (kernel/jiffies.py): jiffies at the end, HZ, the ns per step
-    of the deterministic clock (0: wall time), and the machine seconds that makes."""
+    of the deterministic clock (0: wall time, -1: virtual time), and the machine seconds
+    that makes."""
     from ..kernel.jiffies import HZ
 
     mem = kernel.mem

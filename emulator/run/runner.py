@@ -404,7 +404,9 @@ class Run:
         # turns them off; the machine clock they run on (kernel/jiffies.py): steps in
         # deterministic mode, wall time in parallel mode
         k.config[S.CONFIG_CACHE_REAP] = 1 if (sc.allocator == "slab" and sc.workload.cache_reap) else 0
-        k.config[S.CONFIG_STEP_NS] = sc.workload.step_ns if sc.mode == "deterministic" else 0
+        # the machine clock (kernel/jiffies.py): steps, virtual ns (-1) or wall time (0)
+        k.config[S.CONFIG_STEP_NS] = (sc.workload.step_ns if sc.mode == "deterministic"
+                                      else -1 if sc.mode == "virtual" else 0)
         if sc.faults.page_alloc_fail > 0:
             ppm = max(1, round(sc.faults.page_alloc_fail * 1_000_000))
             nodes = sc.faults.nodes or tuple(K.node_ids)

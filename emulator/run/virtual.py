@@ -50,7 +50,7 @@ from ..machine import structs as S
 from ..machine.prng import xorshift64
 from ..machine.spinlock import NODE_COLUMN, VCLOCK_ROW_FROM_END
 from ..workload.generator import WL_FREEING, WL_RUN, WP_BUDGET
-from .loop import RET_ABORTED, RET_BATCH, RET_FINISHED, WS_NR, _control, _step
+from .loop import RET_ABORTED, RET_BATCH, RET_FINISHED, WS_NR, _control, _step, _timer_tick
 
 # The run's parameters vector `vp` (ns unless said)
 VP_IPI_SEND = 0
@@ -317,6 +317,10 @@ def virtual_loop(k, wp, wc, heap, clock, tie, pos, cpu_node, node_xfer, level_co
         steps += every
         vs[VS_STEPS] += every
         first = clock[heap[0]]
+        # the timer interrupt: jiffies follow the earliest CPU's virtual clock (the
+        # machine clock of this mode, kernel/jiffies.py), and SLAB's reap timers fire
+        L[vc, S.VCLOCK_NOW] = first
+        _timer_tick(k, heap)
         if vp[VP_STOP_AT] > 0 and first >= vp[VP_STOP_AT] and k.ctl[0, S.CTL_STOP] == 0:
             k.ctl[0, S.CTL_STOP] = 1
         r = _control(k, heap, tpc, ws)

@@ -240,3 +240,25 @@ def test_slab_reap_scenario_is_reproducible(tmp_path):
     assert a["cache_reap"]["runs"] > 0
     for key in ("clock", "cache_reap", "leaks", "memcg", "caches", "workload"):
         assert a[key] == b[key], key
+
+
+def test_virtual_mode_clock_is_the_stepped_cpus_virtual_time():
+    # step_ns < 0 (--mode virtual): the machine clock is the vclock row's now, the
+    # stepped CPU's virtual ns (run/virtual.py sets it to the earliest CPU's clock at
+    # each control point), so jiffies and the reap timers follow virtual time.
+    # Trace: now = 0.99 s -> jiffies 247: only CPU 3's timer (armed at 250 - 3*3 = 241)
+    # and CPU 2's (244), CPU 1's (247) are due, CPU 0's (250) is not.
+    from emulator.machine.machine import VIRTUAL_EXTRA_LOCKS
+    from emulator.machine.spinlock import VCLOCK_ROW_FROM_END
+
+    with Kernel(small_topology(node_mib=(8, 8), cpus_per_node=2), "slab",
+                extra_locks=VIRTUAL_EXTRA_LOCKS) as K:
+        k = K.mem
+        k.config[S.CONFIG_STEP_NS] = -1
+        vc = k.lock.shape[0] - VCLOCK_ROW_FROM_END
+        k.lock[vc, S.VCLOCK_NOW] = 990_000_000
+        assert tick(k, 64) == 990_000_000 * HZ // 1_000_000_000 == 247
+        assert k.ctl[0, S.CTL_CLOCK_STEPS] == 0  # steps are not the clock here
+        assert [reap_timer(k, c, 247) for c in range(4)] == [False, True, True, True]
+        k.lock[vc, S.VCLOCK_NOW] = 0  # a CPU behind the others: jiffies never go back
+        assert tick(k, 64) == 247
