@@ -266,3 +266,17 @@ def test_256_cpus_8_nodes_and_a_virtual_duration(tmp_path):
     d = _run(tmp_path, "dur", ops_per_cpu=None, duration=20e-6)
     assert 20_000 <= d.summary["virtual"]["duration_ns"] < 60_000
     assert d.summary["ops"]["total"] > 0
+
+
+def test_memcg_scenario_is_host_independent(tmp_path):
+    # patch 6's creation latency and the jiffies read the machine clock: in virtual mode
+    # that is virtual time (kernel/jiffies.py, step_ns -1), so the summary stays
+    # byte-identical with memcg churn too
+    a = _run(tmp_path, "a", scenario="uaf-race", ops_per_cpu=1500)
+    b = _run(tmp_path, "b", scenario="uaf-race", ops_per_cpu=1500)
+    ja = (a.out / "summary.json").read_bytes()
+    assert ja == (b.out / "summary.json").read_bytes()
+    s = json.loads(ja)
+    assert s["clock"]["step_ns"] == -1
+    assert s["clock"]["jiffies"] == s["virtual"]["duration_ns"] * 250 // 10**9
+    assert s["memcg"]["caches_created"] > 0 and s["memcg"]["creation_latency_max_us"] > 0
