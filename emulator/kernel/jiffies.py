@@ -66,6 +66,8 @@ def tick(k, steps):
     now = clock_ns(k) * HZ // NSEC_PER_SEC
     while True:
         cur = load_relaxed(k.ctl, (0, S.CTL_JIFFIES))
+        # relaxed is enough: jiffies publish nothing but themselves (a timer that reads
+        # them late fires a tick later, as a timer interrupt on another CPU may)
         if now <= cur or cmpxchg(k.ctl, (0, S.CTL_JIFFIES), cur, now) == cur:
             return max(now, cur)
 

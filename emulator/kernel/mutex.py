@@ -34,6 +34,8 @@ def mutex_trylock(k, which, t):
     cur = load_relaxed(k.rcu, (0, which))
     if cur == t + 1:
         return True
+    # acquire: the seq_cst CAS pairs with mutex_unlock's store_release, so what the last
+    # owner wrote under the mutex is visible to the new one
     return cur == 0 and cmpxchg(k.rcu, (0, which), 0, t + 1) == 0
 
 
@@ -46,4 +48,5 @@ def mutex_owned(k, which, t):
 def mutex_unlock(k, which, t):
     """mutex_unlock() by its owner (a no-op for a task that does not own it)."""
     if load_relaxed(k.rcu, (0, which)) == t + 1:
+        # release: pairs with mutex_trylock's CAS in the next owner
         store_release(k.rcu, (0, which), 0)
