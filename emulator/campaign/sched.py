@@ -49,12 +49,12 @@ from __future__ import annotations
 from numba import njit
 
 from ..kernel.ops import OP_NONE, task_preemptible
-from ..kernel.rcu import rcu_qs
 from ..kernel.workqueue import work_pending
 from ..machine import structs as S
 from ..machine.atomics import load_relaxed, sched_yield, store_release
 from ..machine.prng import uniform_below, xorshift64
-from ..run.loop import CTL_EVERY, RET_ABORTED, RET_BATCH, WS_IDLE_SPINS, WS_RNG, WS_SCHED_POS, _control, _step
+from ..run.loop import (CTL_EVERY, RET_ABORTED, RET_BATCH, WS_IDLE_SPINS, WS_RNG, WS_SCHED_POS,
+                        _control, _step, preempt_to_kworker)
 
 STRAT_RANDOM, STRAT_PCT, STRAT_BOUNDED, STRAT_REPLAY = 0, 1, 2, 3
 
@@ -94,11 +94,7 @@ def _can_preempt(k, c, tpc):
 @njit(cache=True)
 def _preempt(k, c, tpc):
     """preempt_schedule() to the kworker: _maybe_preempt's effect, chosen instead of drawn."""
-    t = c * tpc
-    k.task[t, S.TASK_PREEMPTIONS] += 1
-    k.task[t, S.TASK_PREEMPTED_OP] = k.task[t, S.TASK_OPS_STARTED]
-    k.cpu[c, S.CPU_CURRENT] = 1
-    rcu_qs(k, c)  # a context switch
+    preempt_to_kworker(k, c, c * tpc)
 
 
 @njit(cache=True)

@@ -172,10 +172,17 @@ def _maybe_preempt(k, cpu, t):
     x = xorshift64(k.cpu[cpu, S.CPU_RNG])
     k.cpu[cpu, S.CPU_RNG] = x
     if uniform_below(x, 1000000) < k.config[S.CONFIG_PREEMPT_PPM]:
-        k.task[t, S.TASK_PREEMPTIONS] += 1
-        k.task[t, S.TASK_PREEMPTED_OP] = k.task[t, S.TASK_OPS_STARTED]
-        k.cpu[cpu, S.CPU_CURRENT] = 1
-        rcu_qs(k, cpu)  # a context switch
+        preempt_to_kworker(k, cpu, t)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def preempt_to_kworker(k, cpu, t):
+    """preempt_schedule(): the workload task t is preempted and CPU `cpu` runs its
+    kworker (the fault injection's draw, or a schedule exploration's choice)."""
+    k.task[t, S.TASK_PREEMPTIONS] += 1
+    k.task[t, S.TASK_PREEMPTED_OP] = k.task[t, S.TASK_OPS_STARTED]
+    k.cpu[cpu, S.CPU_CURRENT] = 1
+    rcu_qs(k, cpu)  # a context switch
 
 
 @njit(cache=True)
