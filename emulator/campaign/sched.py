@@ -52,9 +52,8 @@ from ..kernel.ops import OP_NONE, task_preemptible
 from ..kernel.workqueue import work_pending
 from ..machine import structs as S
 from ..machine.atomics import load_relaxed, sched_yield, store_release
-from ..machine.prng import uniform_below, xorshift64
 from ..run.loop import (CTL_EVERY, RET_ABORTED, RET_BATCH, WS_IDLE_SPINS, WS_RNG, WS_SCHED_POS,
-                        _control, _step, preempt_to_kworker)
+                        _control, _step, draw_cpu, preempt_to_kworker)
 
 STRAT_RANDOM, STRAT_PCT, STRAT_BOUNDED, STRAT_REPLAY = 0, 1, 2, 3
 
@@ -173,12 +172,7 @@ def explore_loop(k, wp, wc, cpus, ws, st, prio, cps, cpt, points, replay, schedu
                     points[m, 2] = 1 if _can_preempt(k, c, tpc) else 0
                     st[ST_NR_POINTS] = m + 1
         else:  # STRAT_RANDOM: worker_loop's draws
-            if n == 1:
-                i = 0
-            else:
-                x = xorshift64(ws[WS_RNG])
-                ws[WS_RNG] = x
-                i = uniform_below(x, n)
+            i = draw_cpu(ws, n)
             progress = _step(k, wp, wc, msg, wmsg, cpus[i], tpc, allow_new)
         if progress:
             busy = True

@@ -176,6 +176,17 @@ def _maybe_preempt(k, cpu, t):
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def draw_cpu(ws, n):
+    """The seeded uniform choice of which of the worker's n hosted CPUs steps next (the
+    only one when n == 1: no draw, so a one-CPU worker's stream is untouched)."""
+    if n == 1:
+        return 0
+    x = xorshift64(ws[WS_RNG])
+    ws[WS_RNG] = x
+    return uniform_below(x, n)
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def preempt_to_kworker(k, cpu, t):
     """preempt_schedule(): the workload task t is preempted and CPU `cpu` runs its
     kworker (the fault injection's draw, or a schedule exploration's choice)."""
@@ -329,12 +340,8 @@ def worker_loop(k, wp, wc, cpus, ws, schedule, max_steps, msg, wmsg):
         allow_new = load_relaxed(k.ctl, (0, S.CTL_PAUSE)) == 0
         busy = False
         for _ in range(CTL_EVERY):
-            if n == 1:
-                i = 0
-            else:
-                x = xorshift64(ws[WS_RNG])
-                ws[WS_RNG] = x
-                i = uniform_below(x, n)
+            i = draw_cpu(ws, n)
+            if n > 1:
                 pos = ws[WS_SCHED_POS]
                 if pos < cap:
                     schedule[pos] = i

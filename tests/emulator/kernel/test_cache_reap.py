@@ -26,6 +26,7 @@ from emulator.run.runner import RunOptions, run_scenario
 from emulator.workload.scenario import load_scenario
 
 from ..conftest import small_topology
+from .op_harness import finish_op
 
 
 def _boot():
@@ -39,14 +40,7 @@ def _run_op(K, cpu, op, cache=-1, obj=0, t=None, flags=0):
     t = K.task_of(cpu) if t is None else t
     op_start(k, t, op, cache, NUMA_NO_NODE, k.kmem_cache[cache, S.KMEM_CACHE_OBJECT_SIZE] if cache >= 0 else 0, obj)
     k.task[t, S.TASK_FLAGS] |= flags
-    for _ in range(10_000):
-        r = op_step(k, t)
-        if r == STEP_DONE:
-            return int(k.task[t, S.TASK_RESULT])
-        if r == STEP_BLOCKED:
-            for c in range(K.nr_cpus):
-                handle_ipis(k, c)
-    raise AssertionError("op did not finish")
+    return finish_op(K, t)
 
 
 def _node(k, s, nid, field):

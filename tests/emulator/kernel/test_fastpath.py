@@ -36,6 +36,7 @@ from emulator.kernel.slab_common import NUMA_NO_NODE
 from emulator.machine import structs as S
 
 from ..conftest import small_topology
+from .op_harness import finish_op
 
 NR_CPUS = 4
 SIZES = (8, 64, 100, 200, 512, 3000, 20000)  # 20000: kmalloc_large
@@ -56,17 +57,9 @@ def _boot(allocator, kasan, dead_discard):
 
 def _run_op(K, step, cpu, op, cache, node, size, obj):
     """One op on cpu's task, to completion (other CPUs answer flush_all's IPIs)."""
-    k = K.mem
     t = K.task_of(cpu)
-    op_start(k, t, op, cache, node, size, obj)
-    for _ in range(10_000):
-        r = step(k, t)
-        if r == STEP_DONE:
-            return int(k.task[t, S.TASK_RESULT])
-        if r == STEP_BLOCKED:
-            for c in range(K.nr_cpus):
-                handle_ipis(k, c)
-    raise AssertionError("op did not finish")
+    op_start(K.mem, t, op, cache, node, size, obj)
+    return finish_op(K, t, step)
 
 
 # lock_stat's clock readings differ from run to run; every other word must match

@@ -33,6 +33,7 @@ from emulator.machine.machine import MachineConfig
 from emulator.run import collect as C
 
 from ..conftest import small_topology
+from .op_harness import finish_op
 
 
 def _boot(sync_before_destroy=1, **kernel_kw):
@@ -52,17 +53,8 @@ def _boot(sync_before_destroy=1, **kernel_kw):
 def _run(K, t, op, cache=-1, size=0, obj=0):
     """One op on task t to completion (every CPU answers IPIs and passes quiescent
     states while it waits)."""
-    k = K.mem
-    op_start(k, t, op, cache, NUMA_NO_NODE, size, obj)
-    for _ in range(10_000):
-        r = op_step(k, t)
-        if r == STEP_DONE:
-            return int(k.task[t, S.TASK_RESULT])
-        if r == STEP_BLOCKED:
-            for c in range(K.nr_cpus):
-                handle_ipis(k, c)
-                rcu_qs(k, c)
-    raise AssertionError("op did not finish")
+    op_start(K.mem, t, op, cache, NUMA_NO_NODE, size, obj)
+    return finish_op(K, t, quiescent=True)
 
 
 def _dequeue_create(K, cpu):
