@@ -52,7 +52,7 @@ from ..kernel.ops import OP_NONE, task_preemptible
 from ..kernel.workqueue import work_pending
 from ..machine import structs as S
 from ..machine.atomics import load_relaxed, sched_yield, store_release
-from ..run.loop import (CTL_EVERY, RET_ABORTED, RET_BATCH, WS_IDLE_SPINS, WS_RNG, WS_SCHED_POS,
+from ..run.loop import (CTL_EVERY, RET_ABORTED, RET_BATCH, WS_IDLE_SPINS, WS_SCHED_POS,
                         _control, _step, draw_cpu, preempt_to_kworker)
 
 STRAT_RANDOM, STRAT_PCT, STRAT_BOUNDED, STRAT_REPLAY = 0, 1, 2, 3

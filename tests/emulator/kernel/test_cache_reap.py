@@ -12,13 +12,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 
 from emulator.kernel import slab as SLAB
 from emulator.kernel.boot import Kernel
 from emulator.kernel.jiffies import HZ, REAPTIMEOUT_AC, REAPTIMEOUT_NODE, round_jiffies_relative, tick
-from emulator.kernel.ops import (OP_ALLOC, OP_FREE, OP_NONE, OP_REAP, STEP_BLOCKED, STEP_DONE,
-                                 handle_ipis, op_start, op_step, reap_timer)
+from emulator.kernel.ops import (OP_ALLOC, OP_FREE, OP_NONE, OP_REAP, STEP_DONE, op_start,
+                                 op_step, reap_timer)
 from emulator.kernel.slab_common import NUMA_NO_NODE, TF_REAP_TIMER
 from emulator.kernel.workqueue import WORK_CACHE_REAP, work_dequeue
 from emulator.machine import structs as S

@@ -25,10 +25,7 @@ from emulator.kernel.ops import (
     OP_CACHE_FREE,
     OP_FREE,
     OP_KMALLOC,
-    STEP_BLOCKED,
-    STEP_DONE,
     _op_step,
-    handle_ipis,
     op_start,
     op_step,
 )

@@ -23,8 +23,8 @@ from emulator.kernel import boot as boot_mod
 from emulator.kernel.boot import Kernel
 from emulator.kernel.memcontrol import MEMCG_CACHE_QUEUED, memcg_alloc, queue_destroy
 from emulator.kernel.ops import (OP_CACHE_CREATE, OP_FREE, OP_KMALLOC, OP_MEMCG_OFFLINE, OP_NONE,
-                                 PH_OFFLINE_SYNC, STEP_BLOCKED, STEP_DONE, STEP_NEXT, handle_ipis,
-                                 op_start, op_step)
+                                 PH_OFFLINE_SYNC, STEP_BLOCKED, STEP_DONE, STEP_NEXT, op_start,
+                                 op_step)
 from emulator.kernel.rcu import rcu_do_callbacks, rcu_qs
 from emulator.kernel.slab_common import NUMA_NO_NODE, TF_CREATE_WAITED, TF_SLEEPING
 from emulator.kernel.workqueue import WORK_CACHE_CREATE, WORK_CACHE_DESTROY, work_dequeue
